@@ -1,0 +1,1 @@
+"""Thin translations between chat platforms (Slack, Discord, a terminal) and the agent core."""

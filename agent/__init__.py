@@ -1,0 +1,1 @@
+"""The shared agent core: memory, data sources, archival search and the agent loop."""

@@ -1,0 +1,1 @@
+"""Archival storage: passages in Milvus, the source catalog in SQL, and hybrid search over both."""

@@ -1,0 +1,76 @@
+"""In-memory exact search over one collection, cached per process and keyed by the collection's revision.
+
+Milvus Lite answers a filtered query in 10-130 ms that numpy answers exactly in well under 10: we keep
+each searched collection's unit vectors and keyword postings in memory, read once from Milvus and read
+again only when SQL says its revision changed. Exact search means recall 1.0 by construction.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.archival.keyword import KeywordIndex
+from agent.archival.milvus_store import CollectionData, PassageStore
+
+
+@dataclass
+class CollectionIndex:
+    revision: int
+    data: CollectionData
+    keywords: KeywordIndex
+
+    @property
+    def size(self) -> int:
+        return len(self.data.ids)
+
+    @classmethod
+    def build(cls, revision: int, data: CollectionData, visible: set[int] | None) -> CollectionIndex:
+        if visible is not None and len(data.ids):
+            keep = np.isin(data.document_ids, np.fromiter(visible, dtype=np.int64, count=len(visible)))
+            data = _subset(data, np.flatnonzero(keep))
+        return cls(revision, data, KeywordIndex.build(data.texts))
+
+
+class IndexCache:
+    """Least-recently-used cache of CollectionIndex, bounded by the total number of rows held."""
+
+    def __init__(self, store: PassageStore, max_rows: int) -> None:
+        self.store = store
+        self.max_rows = max_rows
+        self._items: OrderedDict[str, CollectionIndex] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, collection: str, revision: int, visible: set[int] | None) -> CollectionIndex:
+        with self._lock:
+            hit = self._items.get(collection)
+            if hit is not None and hit.revision == revision:
+                self._items.move_to_end(collection)
+                return hit
+        index = CollectionIndex.build(revision, self.store.read_all(collection), visible)
+        with self._lock:
+            self._items[collection] = index
+            self._items.move_to_end(collection)
+            while len(self._items) > 1 and sum(i.size for i in self._items.values()) > self.max_rows:
+                self._items.popitem(last=False)
+        return index
+
+    def invalidate(self, collection: str) -> None:
+        with self._lock:
+            self._items.pop(collection, None)
+
+
+def _subset(data: CollectionData, rows: np.ndarray) -> CollectionData:
+    return CollectionData(
+        ids=data.ids[rows],
+        vectors=data.vectors[rows] if len(data.vectors) else data.vectors,
+        texts=[data.texts[i] for i in rows],
+        document_ids=data.document_ids[rows],
+        file_names=[data.file_names[i] for i in rows],
+        pages=data.pages[rows],
+        chunk_indexes=data.chunk_indexes[rows],
+        inserted_at=data.inserted_at[rows],
+    )

@@ -1,0 +1,165 @@
+"""Hybrid archival search: exact vector similarity fused with BM25, with true totals and page counts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from agent.archival.index import CollectionIndex, IndexCache
+from agent.archival.keyword import bm25_scores
+from agent.embeddings.base import Embedder
+from agent.errors import EmbeddingMismatch, UserError
+
+DENSE_WEIGHT = 0.6  # the keyword side gets the rest; an exact identifier match dominates the keyword side
+MIN_SIMILARITY = 0.2  # below this cosine a passage without a keyword match is not counted as a result
+MODES = ("hybrid", "dense", "keyword")
+
+
+@dataclass(frozen=True)
+class SearchTarget:
+    """One collection to search: a source, or an agent's own archival memory."""
+
+    collection: str
+    revision: int
+    label: str
+    model: str
+    dim: int
+    visible: set[int] | None = None  # document ids that are fully loaded; None: every row
+
+
+@dataclass(frozen=True)
+class Hit:
+    text: str
+    score: float
+    similarity: float
+    keyword: float
+    label: str
+    file_name: str
+    page: int
+    chunk_index: int
+    passage_id: int
+    inserted_at: datetime
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "score": round(self.score, 4), "similarity": round(self.similarity, 4),
+            "keyword": round(self.keyword, 4), "source": self.label, "file": self.file_name,
+            "page": self.page or None, "chunk": self.chunk_index, "id": self.passage_id,
+            "inserted_at": self.inserted_at.isoformat(), "text": self.text,
+        }
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    query: str
+    hits: list[Hit]
+    total: int
+    page: int
+    pages: int
+    per_page: int
+    mode: str = "hybrid"
+    searched: int = 0  # passages looked at
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"query": self.query, "mode": self.mode, "total": self.total, "page": self.page,
+                "pages": self.pages, "per_page": self.per_page, "searched": self.searched,
+                "results": [h.as_dict() for h in self.hits]}
+
+
+class Searcher:
+    def __init__(self, cache: IndexCache, embedder: Callable[[], Embedder]) -> None:
+        self.cache = cache
+        self._embedder = embedder  # a factory: the model loads only when a search needs it
+
+    def search(self, targets: Sequence[SearchTarget], query: str, k: int = 5, page: int = 1,
+               mode: str = "hybrid") -> SearchPage:
+        if mode not in MODES:
+            raise UserError(f"Unknown search mode {mode!r}; use one of {', '.join(MODES)}.")
+        if k < 1 or page < 1:
+            raise UserError("The page size (-k) and page number must be 1 or more.")
+        if not query.strip():
+            raise UserError("The search query is empty.")
+        indexes = [self.cache.get(t.collection, t.revision, t.visible) for t in targets]
+        indexes, targets = _non_empty(indexes, targets)
+        searched = sum(ix.size for ix in indexes)
+        if not indexes:
+            return SearchPage(query, [], 0, page, 0, k, mode, 0)
+        similarity = self._similarity(targets, indexes, query) if mode != "keyword" else None
+        keyword = np.concatenate(bm25_scores([ix.keywords for ix in indexes], query)) if mode != "dense" else None
+        score, relevant = _fuse(similarity, keyword, mode)
+        candidates = np.flatnonzero(relevant)
+        total = len(candidates)
+        pages = math.ceil(total / k)
+        wanted = min(page * k, total)
+        rows = _top(candidates, score, wanted)[(page - 1) * k : page * k]
+        hits = [_hit(indexes, targets, int(r), score, similarity, keyword) for r in rows]
+        return SearchPage(query, hits, total, page, pages, k, mode, searched)
+
+    def _similarity(self, targets: Sequence[SearchTarget], indexes: list[CollectionIndex], query: str
+                    ) -> np.ndarray:
+        embedder = self._embedder()
+        for t in targets:
+            if t.model != embedder.model or t.dim != embedder.dim:
+                raise EmbeddingMismatch(
+                    f"{t.label} was embedded with {t.model} ({t.dim} dimensions) but the configured model is "
+                    f"{embedder.model} ({embedder.dim} dimensions); vectors from two models cannot be compared. "
+                    f"Set MEMBOT_EMBEDDING_MODEL={t.model} to search it, or load it again under the new model."
+                )
+        q = embedder.embed([query])[0]
+        return np.concatenate([ix.data.vectors @ q for ix in indexes])
+
+
+def _fuse(similarity: np.ndarray | None, keyword: np.ndarray | None, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    if mode == "dense":
+        assert similarity is not None
+        return similarity, np.ones(len(similarity), dtype=bool)
+    assert keyword is not None
+    kw_top = float(keyword.max()) if len(keyword) else 0.0
+    kw_norm = keyword / kw_top if kw_top > 0 else keyword
+    if mode == "keyword":
+        return kw_norm, keyword > 0
+    assert similarity is not None
+    clipped = np.clip(similarity, 0.0, None)
+    top = float(clipped.max()) if len(clipped) else 0.0
+    sim_norm = clipped / top if top > 0 else clipped
+    weight = DENSE_WEIGHT if kw_top > 0 else 1.0
+    return weight * sim_norm + (1 - weight) * kw_norm, (similarity >= MIN_SIMILARITY) | (keyword > 0)
+
+
+def _top(candidates: np.ndarray, score: np.ndarray, wanted: int) -> np.ndarray:
+    """The `wanted` best candidates in order, without sorting all of them."""
+    if wanted == 0:
+        return candidates[:0]
+    cand = score[candidates]
+    top = np.argpartition(-cand, wanted - 1)[:wanted] if wanted < len(cand) else np.arange(len(cand))
+    return candidates[top[np.argsort(-cand[top], kind="stable")]]
+
+
+def _non_empty(indexes: list[CollectionIndex], targets: Sequence[SearchTarget]
+               ) -> tuple[list[CollectionIndex], list[SearchTarget]]:
+    pairs = [(ix, t) for ix, t in zip(indexes, targets) if ix.size]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _hit(indexes: list[CollectionIndex], targets: Sequence[SearchTarget], row: int, score: np.ndarray,
+         similarity: np.ndarray | None, keyword: np.ndarray | None) -> Hit:
+    offset = 0
+    for ix, target in zip(indexes, targets):
+        if row < offset + ix.size:
+            i = row - offset
+            d = ix.data
+            return Hit(
+                text=d.texts[i], score=float(score[row]),
+                similarity=float(similarity[row]) if similarity is not None else 0.0,
+                keyword=float(keyword[row]) if keyword is not None else 0.0,
+                label=target.label, file_name=d.file_names[i], page=int(d.pages[i]),
+                chunk_index=int(d.chunk_indexes[i]), passage_id=int(d.ids[i]),
+                inserted_at=datetime.fromtimestamp(int(d.inserted_at[i]) / 1000, tz=timezone.utc),
+            )
+        offset += ix.size
+    raise IndexError(row)

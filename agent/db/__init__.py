@@ -1,0 +1,1 @@
+"""SQL storage through SQLModel: the same tables on SQLite and PostgreSQL."""

@@ -1,0 +1,43 @@
+"""Opening the SQL database: SQLite by default, PostgreSQL for more than one process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlmodel import SQLModel, create_engine
+
+from agent.db import models  # noqa: F401  (registers the tables)
+from agent.errors import ConfigError, StoreUnavailable
+
+
+def open_engine(url: str) -> Engine:
+    """Create the engine and the tables. Raises StoreUnavailable with the URL (no password) on failure."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigError(f"MEMBOT_DATABASE_URL is not a database URL: {exc}") from exc
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    try:
+        SQLModel.metadata.create_all(engine)
+    except OperationalError as exc:
+        shown = parsed.render_as_string(hide_password=True)
+        raise StoreUnavailable(f"Cannot open the database {shown}: {exc.orig}") from exc
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()

@@ -1,0 +1,88 @@
+"""The SQL tables: sources and their documents, agents, memory blocks, messages and source bindings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without a zone; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class Source(SQLModel, table=True):
+    """A named data source; its passages live in their own Milvus collection."""
+
+    __table_args__ = (UniqueConstraint("scope", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(default="local", index=True, max_length=200)  # "local", "slack:T123", "discord:G1"
+    name: str = Field(max_length=200)
+    embedding_model: str = Field(max_length=200)
+    embedding_dim: int
+    chunk_tokens: int
+    revision: int = 0  # bumped on every change to its passages; search caches key on it
+    ready: bool = False  # False until its first load finishes; hidden and cleaned up until then
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Document(SQLModel, table=True):
+    """One loaded file of a source. A PDF counts `page_count` documents, like the original."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(foreign_key="source.id", index=True)
+    file_name: str = Field(max_length=1000)
+    content_hash: str = Field(max_length=64, index=True)
+    size_bytes: int
+    page_count: int
+    passage_count: int
+    status: str = Field(default="loading", max_length=20)  # loading | ready | replaced
+    owner: str = Field(default="", max_length=200)  # host:pid of the process loading it
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Agent(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("scope", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(default="local", index=True, max_length=200)
+    name: str = Field(max_length=200)
+    persona: str = Field(default="", sa_column=Column(Text))
+    embedding_model: str = Field(default="", max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Block(SQLModel, table=True):
+    """A core memory block of an agent (persona, human, one per person, or any named block)."""
+
+    __table_args__ = (UniqueConstraint("agent_id", "label"),)
+    id: int | None = Field(default=None, primary_key=True)
+    agent_id: int = Field(foreign_key="agent.id", index=True)
+    label: str = Field(max_length=200)
+    value: str = Field(default="", sa_column=Column(Text))
+    limit: int = 2000
+
+
+class Message(SQLModel, table=True):
+    """Recall memory: every message an agent saw or produced, never deleted by context trimming."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    agent_id: int = Field(foreign_key="agent.id", index=True)
+    role: str = Field(max_length=20)
+    author: str = Field(default="", max_length=200)
+    content: str = Field(default="", sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class SourceBinding(SQLModel, table=True):
+    """An agent's reference to a source: attaching never copies passages."""
+
+    agent_id: int = Field(foreign_key="agent.id", primary_key=True)
+    source_id: int = Field(foreign_key="source.id", primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)

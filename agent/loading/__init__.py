@@ -1,0 +1,1 @@
+"""Loading files into data sources: read, chunk, embed, store atomically per file."""

@@ -1,0 +1,200 @@
+"""The `membot` command line. Heavy modules are imported inside commands so `--help` stays instant."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from bot import __version__
+
+if TYPE_CHECKING:
+    from bot.container import Container
+    from bot.settings import Settings
+
+log = logging.getLogger("membot")
+SCOPE_HELP = "Whose sources: 'local' for the CLI, or a workspace such as slack:T123 or discord:456."
+
+
+def scope_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--scope", default="local", show_default=True, help=SCOPE_HELP)(fn)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="membot")
+def cli() -> None:
+    """membot: a memory-backed MemGPT-style agent for every Slack and Discord channel."""
+
+
+def settings() -> Settings:
+    from bot.settings import load_settings
+
+    return load_settings()
+
+
+def container() -> Container:
+    from bot.container import Container
+
+    return Container(settings())
+
+
+# configure -----------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--storage", type=click.Choice(["milvus"]), help="Storage backend for archival data.")
+@click.option("--milvus-uri", help="A local path (Milvus Lite) or http://host:19530 (a Milvus server).")
+@click.option("--database-url", help="SQLAlchemy URL: sqlite:///path or postgresql://user@host/db.")
+@click.option("--embedding-provider", type=click.Choice(["local", "openai"]))
+@click.option("--embedding-model")
+@click.option("--openai-base-url", help="Any OpenAI-compatible endpoint (OpenAI, Ollama, vLLM, llama.cpp).")
+@click.option("--openai-api-key", help="Stored in config.toml (mode 600); never printed.")
+@click.option("--llm-model")
+@click.option("--context-window", type=int)
+@click.option("-y", "--non-interactive", is_flag=True, help="Write the given flags without asking anything.")
+def configure(non_interactive: bool, storage: str | None, **values: Any) -> None:
+    """Write ~/.membot/config.toml, asking for each setting when run in a terminal."""
+    from bot.configure import run_configure
+
+    interactive = not non_interactive and sys.stdin.isatty() and not any(v is not None for v in values.values())
+    run_configure(settings(), values, interactive)
+
+
+# load ----------------------------------------------------------------------------------------------------
+@cli.group()
+def load() -> None:
+    """Load files into a named data source."""
+
+
+@load.command("directory")
+@click.option("--name", required=True, help="The data source to load into (created if new).")
+@click.option("--input-files", "input_files", multiple=True, help="Files to load (repeat, or list them after).")
+@click.option("--input-dir", help="A directory to load.")
+@click.option("--recursive", is_flag=True, help="Also load the directory's subdirectories.")
+@click.option("--extensions", default=".txt,.md,.pdf", show_default=True,
+              help="Comma-separated extensions to take from --input-dir (.docx and .html also work).")
+@click.argument("more_files", nargs=-1, type=click.Path())
+@scope_option
+def load_directory(name: str, input_files: tuple[str, ...], input_dir: str | None, recursive: bool,
+                   extensions: str, more_files: tuple[str, ...], scope: str) -> None:
+    """Load --input-files or an --input-dir into source NAME: chunk, embed, store."""
+    from agent.loading.inputs import collect_files
+    from bot.progress import RichLoadProgress
+
+    files, passed_over = collect_files(input_files + more_files, input_dir, recursive,
+                                       [e.strip() for e in extensions.split(",") if e.strip()])
+    if not files:
+        raise click.ClickException(f"No files to load (extensions: {extensions}).")
+    with container() as c, RichLoadProgress(len(files)) as progress:
+        report = c.loader.load(scope, name, files, progress)
+    for outcome in report.of("failed"):
+        click.echo(f"Failed: {outcome.name}: {outcome.reason}", err=True)
+    for outcome in report.of("unchanged"):
+        click.echo(f"Skipped: {outcome.name}: {outcome.reason}", err=True)
+    if passed_over:
+        click.echo(f"Passed over {passed_over} file(s) with other extensions (see --extensions).", err=True)
+    click.echo(report.summary())
+    if report.of("failed") and not report.passages and not report.of("unchanged"):
+        sys.exit(1)
+
+
+# sources -------------------------------------------------------------------------------------------------
+@cli.group()
+def sources() -> None:
+    """List, show and delete data sources."""
+
+
+@sources.command("list")
+@scope_option
+def sources_list(scope: str) -> None:
+    """Every source with its files, documents and passages."""
+    from bot.views import sources_table
+
+    with container() as c:
+        sources_table(c.sources.list(scope))
+
+
+@sources.command("show")
+@click.argument("name")
+@scope_option
+def sources_show(name: str, scope: str) -> None:
+    """One source: its embedding model and each file loaded."""
+    from bot.views import source_detail
+
+    with container() as c:
+        source_detail(*c.sources.show(scope, name))
+
+
+@sources.command("delete")
+@click.argument("name")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@scope_option
+def sources_delete(name: str, yes: bool, scope: str) -> None:
+    """Delete a source, its passages, and every agent's link to it."""
+    with container() as c:
+        summary = c.sources.show(scope, name)[0]
+        if not yes and sys.stdin.isatty():
+            click.confirm(f"Delete {name} ({summary.passages} passages)?", abort=True)
+        c.sources.delete(scope, name)
+    click.echo(f"Deleted source {name} and its {summary.passages} passages.")
+
+
+# search --------------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("name")
+@click.argument("query")
+@click.option("-k", "k", default=5, show_default=True, help="Results per page.")
+@click.option("--page", default=1, show_default=True, help="Page number, from 1.")
+@click.option("--mode", type=click.Choice(["hybrid", "dense", "keyword"]), default="hybrid", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@scope_option
+def search(name: str, query: str, k: int, page: int, mode: str, as_json: bool, scope: str) -> None:
+    """Search source NAME (or several, comma-separated) for QUERY."""
+    from bot.views import search_results
+
+    names = [n.strip() for n in name.split(",") if n.strip()]
+    with container() as c:
+        result = c.sources.search(scope, names, query, k=k, page=page, mode=mode)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        search_results(result)
+
+
+# entry point ---------------------------------------------------------------------------------------------
+def main() -> None:
+    from agent.errors import UserError
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UserError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted. Nothing half-loaded was kept; run the same command again to finish.", err=True)
+        sys.exit(130)
+    except Exception:
+        error_id = uuid.uuid4().hex[:8]
+        _log_crash(error_id)
+        click.echo(f"Unexpected error (id {error_id}); the details are in the membot log.", err=True)
+        sys.exit(2)
+
+
+def _log_crash(error_id: str) -> None:
+    try:
+        home = settings().home
+        home.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(home / "membot.log")
+    except Exception:
+        handler = logging.StreamHandler(sys.stderr)
+    logging.basicConfig(handlers=[handler], format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    log.exception("error id %s", error_id)

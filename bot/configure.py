@@ -1,0 +1,41 @@
+"""`membot configure`: ask for each setting (like the original) or take flags, then write config.toml."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from bot.settings import Settings, write_config
+
+
+def run_configure(settings: Settings, values: dict[str, Any], interactive: bool) -> None:
+    if interactive:
+        values = ask(settings)
+    path = write_config(settings, values)
+    click.echo(f"Saved settings to {path}")
+
+
+def ask(settings: Settings) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    click.prompt("Select storage backend for archival data", type=click.Choice(["milvus"]), default="milvus")
+    default_uri = str(settings.home / "milvus.db")
+    values["milvus_uri"] = click.prompt(
+        f"Enter the Milvus connection URI (Default: {default_uri})", default=settings.milvus_uri,
+        show_default=False,
+    )
+    values["database_url"] = click.prompt("Database URL for agents, messages and sources",
+                                          default=settings.database_url)
+    values["embedding_provider"] = click.prompt("Select embedding provider", type=click.Choice(["local", "openai"]),
+                                                default=settings.embedding_provider)
+    values["embedding_model"] = click.prompt("Embedding model", default=settings.embedding_model)
+    values["openai_base_url"] = click.prompt(
+        "OpenAI-compatible endpoint (blank for api.openai.com; e.g. http://localhost:11434/v1 for Ollama)",
+        default=settings.openai_base_url or "", show_default=False,
+    ) or None
+    key = click.prompt("OpenAI API key (blank to keep the current one)", default="", hide_input=True,
+                       show_default=False)
+    values["openai_api_key"] = key or None
+    values["llm_model"] = click.prompt("Chat model", default=settings.llm_model)
+    values["context_window"] = click.prompt("Context window (tokens)", default=settings.context_window, type=int)
+    return values

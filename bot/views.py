@@ -1,0 +1,60 @@
+"""How sources and search results look in a terminal."""
+
+from __future__ import annotations
+
+import textwrap
+
+import click
+
+from agent.archival.catalog import SourceSummary
+from agent.archival.search import SearchPage
+from agent.db.models import Document
+
+
+def sources_table(summaries: list[SourceSummary]) -> None:
+    if not summaries:
+        click.echo("No sources yet. Load one: membot load directory --name NAME --input-files FILE")
+        return
+    rows = [("name", "files", "documents", "passages", "embedding model", "updated")]
+    for s in summaries:
+        src = s.source
+        rows.append((src.name, str(s.files), str(s.documents), str(s.passages),
+                     f"{src.embedding_model} ({src.embedding_dim})", src.updated_at.strftime("%Y-%m-%d %H:%M")))
+    _table(rows)
+
+
+def source_detail(summary: SourceSummary, documents: list[Document]) -> None:
+    src = summary.source
+    click.echo(f"Source {src.name}: {summary.files} files, {summary.documents} documents, "
+               f"{summary.passages} passages")
+    click.echo(f"Embedding model: {src.embedding_model} ({src.embedding_dim} dimensions), "
+               f"chunks of up to {src.chunk_tokens} tokens")
+    rows = [("file", "pages", "passages", "bytes", "sha256", "loaded")]
+    for d in documents:
+        rows.append((d.file_name, str(d.page_count), str(d.passage_count), str(d.size_bytes),
+                     d.content_hash[:12], d.created_at.strftime("%Y-%m-%d %H:%M")))
+    _table(rows)
+
+
+def search_results(result: SearchPage) -> None:
+    if not result.total:
+        click.echo(f"No results for {result.query!r} (searched {result.searched} passages).")
+        return
+    if not result.hits:
+        click.echo(f"Page {result.page} is past the end: {result.total} results in {result.pages} pages.")
+        return
+    first = (result.page - 1) * result.per_page + 1
+    click.echo(f"Showing {first}-{first + len(result.hits) - 1} of {result.total} results "
+               f"(page {result.page}/{result.pages}) for {result.query!r}")
+    for n, hit in enumerate(result.hits, start=first):
+        where = f"{hit.file_name}, page {hit.page}" if hit.page else hit.file_name
+        click.echo(f"\n[{n}] score {hit.score:.3f}  {hit.label}: {where}")
+        click.echo(textwrap.indent(textwrap.fill(" ".join(hit.text.split()), 100), "    "))
+
+
+def _table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        if n == 0:
+            click.echo("  ".join("-" * w for w in widths))
