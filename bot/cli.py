@@ -114,7 +114,7 @@ def sources_list(scope: str) -> None:
     from bot.views import sources_table
 
     with container() as c:
-        sources_table(c.sources.list(scope))
+        sources_table(c.sources.summaries(scope))
 
 
 @sources.command("show")

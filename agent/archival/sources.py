@@ -16,7 +16,7 @@ class Sources:
         self.store = store
         self.searcher = searcher
 
-    def list(self, scope: str) -> list[SourceSummary]:
+    def summaries(self, scope: str) -> list[SourceSummary]:
         return self.catalog.summaries(scope)
 
     def show(self, scope: str, name: str) -> tuple[SourceSummary, list[Document]]:

@@ -18,7 +18,11 @@ class Embedder(Protocol):
     model: str
     dim: int
     max_tokens: int  # longest input the model reads; longer text is cut by the model
-    tokens: TokenCounter
+
+    @property
+    def tokens(self) -> TokenCounter:
+        """Counts tokens the way this model does, offline."""
+        ...
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Return a float32 array (len(texts), dim), rows normalised to length 1."""

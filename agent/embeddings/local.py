@@ -55,10 +55,12 @@ class LocalEmbedder:
     def _load(self):  # type: ignore[no-untyped-def]
         if self._st is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             from sentence_transformers import SentenceTransformer
 
             self._st = SentenceTransformer(str(self._dir), device="cpu")
-            self.dim = int(self._st.get_sentence_embedding_dimension())
+            dim_of = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
+            self.dim = int(dim_of())
             self.max_tokens = int(self._st.max_seq_length)
         return self._st
 
