@@ -164,6 +164,139 @@ def search(name: str, query: str, k: int, page: int, mode: str, as_json: bool, s
         search_results(result)
 
 
+# agents and chat -----------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--agent", "agent_name", help="The agent to chat with (created if new).")
+@click.option("--persona", help="Persona preset for a new agent (membot personas list).")
+@click.option("--human", help="Human preset for a new agent (membot humans list).")
+@click.option("--first", is_flag=True, help="You speak first (otherwise a new agent greets you).")
+@scope_option
+def run(agent_name: str | None, persona: str | None, human: str | None, first: bool, scope: str) -> None:
+    """Chat with an agent in the terminal; also reads piped input, one message or /command per line."""
+    from adapters.console import Console
+    from agent.loop import Incoming
+
+    interactive = sys.stdin.isatty()
+    with container() as c:
+        service = c.agents  # fails here, before any prompt, when no model is configured
+        name = agent_name or _choose_agent(service, scope, interactive)
+        is_new = service.find(scope, name) is None
+        agent = service.open(scope, name, persona, human)
+        click.echo(f"{'Created' if is_new else 'Continuing with'} agent {agent.name}. /help lists commands.")
+        console = Console(service, c.catalog, int(agent.id or 0), scope, interactive)
+        if is_new and not first:
+            console.service.send(console.agent_id, Incoming("A person has logged in for the first time: greet them.",
+                                                            console.speaker, kind="event"), console.show)
+        console.run(_lines(interactive))
+
+
+def _choose_agent(service: Any, scope: str, interactive: bool) -> str:
+    existing = [a.agent.name for a in service.summaries(scope)]
+    if not interactive:
+        return "console"
+    if existing:
+        click.echo("Agents: " + ", ".join(existing))
+    return str(click.prompt("Agent name (an existing one, or a new name)", default=existing[-1] if existing
+                            else "console"))
+
+
+def _lines(interactive: bool) -> Any:
+    if not interactive:
+        yield from sys.stdin
+        return
+    while True:
+        try:
+            yield input("> ")
+        except EOFError:
+            return
+
+
+@cli.group()
+def agents() -> None:
+    """List, show and delete agents."""
+
+
+@agents.command("list")
+@scope_option
+def agents_list(scope: str) -> None:
+    from bot.views import agents_table
+
+    with container() as c:
+        agents_table(_agent_service(c).summaries(scope))
+
+
+@agents.command("show")
+@click.argument("name")
+@scope_option
+def agents_show(name: str, scope: str) -> None:
+    from bot.views import memory_view
+
+    with container() as c:
+        service = _agent_service(c)
+        agent = service.get(scope, name)
+        click.echo(f"Agent {agent.name} (persona preset {agent.persona_preset}, created "
+                   f"{agent.created_at:%Y-%m-%d %H:%M})")
+        memory_view(service.memory(int(agent.id or 0)))
+
+
+@agents.command("delete")
+@click.argument("name")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@scope_option
+def agents_delete(name: str, yes: bool, scope: str) -> None:
+    with container() as c:
+        service = _agent_service(c)
+        service.get(scope, name)
+        if not yes and sys.stdin.isatty():
+            click.confirm(f"Delete agent {name} and all its memory?", abort=True)
+        service.delete(scope, name)
+    click.echo(f"Deleted agent {name}.")
+
+
+def _agent_service(c: Container) -> Any:
+    """The agent service without needing a chat model (listing and deleting never call it)."""
+    from agent.service import AgentService
+
+    return AgentService(c.engine, None, c.passages, c.searcher, c.catalog,  # type: ignore[arg-type]
+                        lambda: c.embedder, _presets())
+
+
+def _presets() -> Any:
+    from agent.presets import Presets
+
+    return Presets(settings().home)
+
+
+def preset_group(kind: str) -> click.Group:
+    group = click.Group(kind, help=f"List, add and show {kind} presets.")
+
+    @group.command("list")
+    def list_() -> None:
+        for name in _presets().names(kind):
+            click.echo(name)
+
+    @group.command("show")
+    @click.argument("name")
+    def show(name: str) -> None:
+        click.echo(_presets().get(kind, name))
+
+    @group.command("add")
+    @click.argument("name")
+    @click.option("--text", help="The preset text (otherwise read from --file or standard input).")
+    @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False))
+    def add(name: str, text: str | None, path: str | None) -> None:
+        from pathlib import Path
+
+        body = text if text is not None else Path(path).read_text() if path else sys.stdin.read()
+        click.echo(f"Saved {kind[:-1]} preset {name} to {_presets().add(kind, name, body)}")
+
+    return group
+
+
+cli.add_command(preset_group("personas"))
+cli.add_command(preset_group("humans"))
+
+
 # entry point ---------------------------------------------------------------------------------------------
 def main() -> None:
     from agent.errors import UserError

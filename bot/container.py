@@ -14,8 +14,17 @@ from agent.archival.milvus_store import PassageStore
 from agent.archival.search import Searcher
 from agent.archival.sources import Sources
 from agent.embeddings.base import Embedder
+from agent.llm import ChatModel
 from agent.loading.loader import Loader
+from agent.service import AgentService
 from bot.settings import Settings
+
+LLM_HELP = """No chat model is configured. Set OPENAI_API_KEY (for api.openai.com), or OPENAI_BASE_URL for any
+OpenAI-compatible server, and MEMBOT_LLM_MODEL, for example:
+  export OPENAI_API_KEY=sk-...                        MEMBOT_LLM_MODEL=gpt-4o-mini
+  export OPENAI_BASE_URL=http://localhost:11434/v1    MEMBOT_LLM_MODEL=llama3.1      # Ollama
+  export OPENAI_BASE_URL=http://localhost:8000/v1     MEMBOT_LLM_MODEL=Qwen/Qwen2.5-7B-Instruct  # vLLM
+or save them with `membot configure`."""
 
 
 def make_embedder(settings: Settings) -> Embedder:
@@ -32,9 +41,10 @@ def make_embedder(settings: Settings) -> Embedder:
 class Container(AbstractContextManager["Container"]):
     """Everything is built lazily on first use, so a command opens only what it needs."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, model: ChatModel | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
+        self._model = model
 
     @cached_property
     def engine(self) -> Engine:
@@ -70,7 +80,33 @@ class Container(AbstractContextManager["Container"]):
         return Loader(self.catalog, self.passages, self.embedder, s.chunk_tokens, s.chunk_overlap,
                       int(s.max_file_mb * 1_000_000))
 
+    @property
+    def model(self) -> ChatModel:
+        if self._model is None:
+            from agent.errors import ConfigError
+            from agent.llm import OpenAIChat
+
+            s = self.settings
+            if not s.llm_configured:
+                raise ConfigError(LLM_HELP)
+            self._model = OpenAIChat(s.llm_model, s.openai_api_key, s.openai_base_url, s.llm_timeout, s.llm_retries)
+        return self._model
+
+    @cached_property
+    def agents(self) -> AgentService:
+        from agent.context import Budget
+        from agent.loop import Limits, TurnRunner
+        from agent.presets import Presets
+        from agent.tools.base import BASE_TOOLS
+
+        s = self.settings
+        runner = TurnRunner(self.model, BASE_TOOLS, Limits(Budget(s.context_window), max_steps=s.max_steps))
+        return AgentService(self.engine, runner, self.passages, self.searcher, self.catalog, lambda: self.embedder,
+                            Presets(s.home))
+
     def close(self) -> None:
+        if "agents" in self.__dict__:
+            self.agents.close()
         if "passages" in self.__dict__:
             self.passages.close()
         if "engine" in self.__dict__:

@@ -37,6 +37,9 @@ class Settings:
     openai_base_url: str | None = None
     llm_model: str = "gpt-4o-mini"
     context_window: int = 8192
+    max_steps: int = 8
+    llm_timeout: float = 120.0
+    llm_retries: int = 4
     chunk_tokens: int = 300
     chunk_overlap: int = 20
     max_file_mb: float = 50.0
@@ -45,6 +48,10 @@ class Settings:
     @property
     def config_path(self) -> Path:
         return self.home / "config.toml"
+
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.openai_api_key or self.openai_base_url)
 
     @property
     def milvus_is_local(self) -> bool:
@@ -73,6 +80,9 @@ ENV_NAMES: dict[str, str] = {
     "openai_base_url": "OPENAI_BASE_URL",
     "llm_model": "MEMBOT_LLM_MODEL",
     "context_window": "MEMBOT_CONTEXT_WINDOW",
+    "max_steps": "MEMBOT_MAX_STEPS",
+    "llm_timeout": "MEMBOT_LLM_TIMEOUT",
+    "llm_retries": "MEMBOT_LLM_RETRIES",
     "chunk_tokens": "MEMBOT_CHUNK_TOKENS",
     "chunk_overlap": "MEMBOT_CHUNK_OVERLAP",
     "max_file_mb": "MEMBOT_MAX_FILE_MB",
@@ -140,6 +150,10 @@ def _validated(raw: dict[str, Any]) -> Settings:
         raise ConfigError("MEMBOT_CHUNK_OVERLAP must be smaller than MEMBOT_CHUNK_TOKENS.")
     if settings.max_file_mb <= 0 or settings.embedding_batch_size <= 0:
         raise ConfigError("MEMBOT_MAX_FILE_MB and MEMBOT_EMBEDDING_BATCH_SIZE must be positive.")
+    if settings.context_window < 1024:
+        raise ConfigError(f"MEMBOT_CONTEXT_WINDOW must be at least 1024 tokens, got {settings.context_window}.")
+    if settings.max_steps < 1 or settings.llm_timeout <= 0 or settings.llm_retries < 0:
+        raise ConfigError("MEMBOT_MAX_STEPS and MEMBOT_LLM_TIMEOUT must be positive, MEMBOT_LLM_RETRIES >= 0.")
     return settings
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import click
 
 from agent.archival.catalog import SourceSummary
 from agent.archival.search import SearchPage
 from agent.db.models import Document
+from agent.service import AgentSummary, MemoryView
 
 
 def sources_table(summaries: list[SourceSummary]) -> None:
@@ -59,3 +60,26 @@ def _table(rows: Sequence[tuple[str, ...]]) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
         if n == 0:
             click.echo("  ".join("-" * w for w in widths))
+
+
+def agents_table(summaries: list[AgentSummary]) -> None:
+    if not summaries:
+        click.echo("No agents yet. Start one: membot run --agent NAME")
+        return
+    rows = [("name", "persona", "messages", "sources", "updated")]
+    for s in summaries:
+        a = s.agent
+        rows.append((a.name, a.persona_preset, str(s.messages), ", ".join(s.sources) or "-",
+                     a.updated_at.strftime("%Y-%m-%d %H:%M")))
+    _table(rows)
+
+
+def memory_view(view: MemoryView, out: Callable[[str], None] = click.echo) -> None:
+    for block in view.blocks:
+        title = f"{block.label} ({block.title})" if block.title else block.label
+        out(f"[{title}] {len(block.value)}/{block.limit} characters")
+        out(textwrap.indent(block.value, "    "))
+    if view.summary:
+        out(f"Summary of earlier conversation: {view.summary}")
+    out(f"Recall memory: {view.messages} messages ({view.in_context} in context). Archival memory: "
+               f"{view.archival} passages. Attached sources: {', '.join(view.sources) or 'none'}.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable, Set
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +20,8 @@ from agent.archival.milvus_store import CollectionData, PassageStore
 
 @dataclass
 class CollectionIndex:
-    revision: int
+    revision: Hashable  # whatever changes with the collection's rows: the source's revision (and generation)
+    visible: frozenset[int] | None  # the documents kept; None: every row
     data: CollectionData
     keywords: KeywordIndex
 
@@ -27,12 +29,16 @@ class CollectionIndex:
     def size(self) -> int:
         return len(self.data.ids)
 
+    def current(self, revision: Hashable, visible: Set[int] | None) -> bool:
+        return self.revision == revision and self.visible == (None if visible is None else frozenset(visible))
+
     @classmethod
-    def build(cls, revision: int, data: CollectionData, visible: set[int] | None) -> CollectionIndex:
-        if visible is not None and len(data.ids):
-            keep = np.isin(data.document_ids, np.fromiter(visible, dtype=np.int64, count=len(visible)))
+    def build(cls, revision: Hashable, data: CollectionData, visible: Set[int] | None) -> CollectionIndex:
+        kept = None if visible is None else frozenset(visible)
+        if kept is not None:
+            keep = np.isin(data.document_ids, np.fromiter(kept, dtype=np.int64, count=len(kept)))
             data = _subset(data, np.flatnonzero(keep))
-        return cls(revision, data, KeywordIndex.build(data.texts))
+        return cls(revision, kept, data, KeywordIndex.build(data.texts))
 
 
 class IndexCache:
@@ -44,10 +50,12 @@ class IndexCache:
         self._items: OrderedDict[str, CollectionIndex] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, collection: str, revision: int, visible: set[int] | None) -> CollectionIndex:
+    def get(self, collection: str, revision: Hashable, visible: Set[int] | None) -> CollectionIndex:
+        """The collection's rows of the `visible` documents, read again when its revision or `visible` changed
+        (a load that is still writing, or a retired file, has rows that are not visible)."""
         with self._lock:
             hit = self._items.get(collection)
-            if hit is not None and hit.revision == revision:
+            if hit is not None and hit.current(revision, visible):
                 self._items.move_to_end(collection)
                 return hit
         index = CollectionIndex.build(revision, self.store.read_all(collection), visible)

@@ -8,6 +8,8 @@ search reads only what the agent may see. A local path opens Milvus Lite (one pr
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +24,14 @@ log = logging.getLogger(__name__)
 TEXT_MAX = 65_535
 FETCH_BATCH = 4_000
 OUTPUT_FIELDS = ["id", "vector", "text", "document_id", "file_name", "page", "chunk_index", "inserted_at"]
+# A search must see every row a finished load wrote: the default (Bounded) may hide the newest rows, and the
+# search cache would then keep the incomplete copy until the next change.
+CONSISTENCY = "Strong"
+
+# Milvus Lite runs inside the process that opens a path and locks it; every PassageStore of this process on
+# one path shares that embedded server, which is released when the last of them closes.
+_LITE_GUARD = threading.Lock()
+_LITE_USERS: dict[str, int] = {}
 
 
 @dataclass(frozen=True)
@@ -69,12 +79,30 @@ class PassageStore:
         self.uri = uri
         self.prefix = prefix
         self._loaded: set[str] = set()
-        if "://" not in uri:
-            Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._client = MilvusClient(uri=uri)
-        except MilvusException as exc:
-            raise StoreUnavailable(_open_failure(uri, exc)) from exc
+        self._lite_path = os.path.abspath(uri) if "://" not in uri else None
+        self._closed = False
+        if self._lite_path is None:
+            try:
+                self._client = MilvusClient(uri=uri)
+            except MilvusException as exc:
+                raise StoreUnavailable(_open_failure(uri, exc)) from exc
+            return
+        if not uri.endswith(".db"):
+            raise StoreUnavailable(
+                f"MEMBOT_MILVUS_URI={uri} is neither a Milvus Lite file ending in .db nor an http://HOST:PORT "
+                "server address."
+            )
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        with _LITE_GUARD:
+            if not _LITE_USERS.get(self._lite_path) and _lite_locked(self._lite_path):
+                raise StoreUnavailable(_lite_busy(uri))
+            try:
+                self._client = MilvusClient(uri=uri)
+            except MilvusException as exc:
+                if not _LITE_USERS.get(self._lite_path):
+                    _release_lite(self._lite_path)
+                raise StoreUnavailable(_open_failure(uri, exc)) from exc
+            _LITE_USERS[self._lite_path] = _LITE_USERS.get(self._lite_path, 0) + 1
 
     # names -------------------------------------------------------------------------------------------
     def source_collection(self, source_id: int) -> str:
@@ -105,7 +133,7 @@ class PassageStore:
         index = client.prepare_index_params()
         # FLAT: exact; HNSW under a selective filter lost most hits in our measurements.
         index.add_index("vector", index_type="FLAT", metric_type="COSINE")
-        client.create_collection(collection, schema=schema, index_params=index)
+        client.create_collection(collection, schema=schema, index_params=index, consistency_level=CONSISTENCY)
         self._ensure_loaded(collection)
 
     def insert(self, collection: str, rows: Iterable[PassageRow]) -> int:
@@ -144,7 +172,7 @@ class PassageStore:
         if self._client.has_collection(collection):
             self._ensure_loaded(collection)
             iterator = self._client.query_iterator(
-                collection, batch_size=FETCH_BATCH, filter="", output_fields=fields
+                collection, batch_size=FETCH_BATCH, filter="", output_fields=fields, consistency_level=CONSISTENCY
             )
             try:
                 while batch := iterator.next():
@@ -157,14 +185,28 @@ class PassageStore:
         if not self._client.has_collection(collection):
             return 0
         self._ensure_loaded(collection)
-        result = self._client.query(collection, filter="", output_fields=["count(*)"])
+        result = self._client.query(collection, filter="", output_fields=["count(*)"],
+                                    consistency_level=CONSISTENCY)
         return int(result[0]["count(*)"])
 
     def close(self) -> None:
+        """Close the client; for Milvus Lite, the last store of this process on a path also releases the path,
+        so another process can open it."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             self._client.close()
         except Exception:  # pragma: no cover - closing must not mask the real error
             log.debug("closing Milvus client failed", exc_info=True)
+        if self._lite_path is not None:
+            with _LITE_GUARD:
+                left = _LITE_USERS.get(self._lite_path, 1) - 1
+                if left > 0:
+                    _LITE_USERS[self._lite_path] = left
+                    return
+                _LITE_USERS.pop(self._lite_path, None)
+                _release_lite(self._lite_path)
 
     def _ensure_loaded(self, collection: str) -> None:
         # A collection reopened in a new process must be loaded before it can be queried.
@@ -205,6 +247,46 @@ def _columns(rows: list[dict[str, Any]]) -> CollectionData:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _lite_locked(path: str) -> bool:
+    """Whether another process holds the Milvus Lite lock on `path` (a directory holding a LOCK file)."""
+    lock = os.path.join(path, "LOCK")
+    if not os.path.exists(lock):
+        return False
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: opening reports it instead
+        return False
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _release_lite(path: str) -> None:
+    try:
+        from milvus_lite.server_manager import server_manager_instance
+    except ImportError:  # pragma: no cover - an older milvus-lite ran as a subprocess of its own
+        return
+    server_manager_instance.release_server(path)
+
+
+def _lite_busy(uri: str) -> str:
+    return (
+        f"Milvus Lite at {uri} is in use by another process. Milvus Lite allows one process per path: stop the "
+        "other membot (or Milvus Lite) process, or run a Milvus server and set MEMBOT_MILVUS_URI=http://HOST:19530 "
+        "so several processes can share it."
+    )
 
 
 def _open_failure(uri: str, exc: Exception) -> str:

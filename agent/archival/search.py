@@ -29,6 +29,7 @@ class SearchTarget:
     model: str
     dim: int
     visible: set[int] | None = None  # document ids that are fully loaded; None: every row
+    generation: str = ""  # tells apart two sources that reuse one id (SQLite reuses a deleted row's id)
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,15 @@ class Searcher:
             raise UserError("The page size (-k) and page number must be 1 or more.")
         if not query.strip():
             raise UserError("The search query is empty.")
-        indexes = [self.cache.get(t.collection, t.revision, t.visible) for t in targets]
+        targets = list({t.collection: t for t in targets}.values())  # a source named twice is searched once
+        indexes = [self.cache.get(t.collection, (t.revision, t.generation), t.visible) for t in targets]
         indexes, targets = _non_empty(indexes, targets)
         searched = sum(ix.size for ix in indexes)
         if not indexes:
             return SearchPage(query, [], 0, page, 0, k, mode, 0)
-        similarity = self._similarity(targets, indexes, query) if mode != "keyword" else None
+        # Only collections with passages are checked: an empty one records no model yet.
+        embedder = self._checked_embedder(targets) if mode != "keyword" else None
+        similarity = _similarity(embedder, indexes, query) if embedder is not None else None
         keyword = np.concatenate(bm25_scores([ix.keywords for ix in indexes], query)) if mode != "dense" else None
         score, relevant = _fuse(similarity, keyword, mode)
         candidates = np.flatnonzero(relevant)
@@ -100,8 +104,8 @@ class Searcher:
         hits = [_hit(indexes, targets, int(r), score, similarity, keyword) for r in rows]
         return SearchPage(query, hits, total, page, pages, k, mode, searched)
 
-    def _similarity(self, targets: Sequence[SearchTarget], indexes: list[CollectionIndex], query: str
-                    ) -> np.ndarray:
+    def _checked_embedder(self, targets: Sequence[SearchTarget]) -> Embedder:
+        """The query embedder, once every target is known to hold vectors of the same model."""
         embedder = self._embedder()
         for t in targets:
             if t.model != embedder.model or t.dim != embedder.dim:
@@ -110,8 +114,18 @@ class Searcher:
                     f"{embedder.model} ({embedder.dim} dimensions); vectors from two models cannot be compared. "
                     f"Set MEMBOT_EMBEDDING_MODEL={t.model} to search it, or load it again under the new model."
                 )
-        q = embedder.embed([query])[0]
-        return np.concatenate([ix.data.vectors @ q for ix in indexes])
+        return embedder
+
+
+def _similarity(embedder: Embedder, indexes: list[CollectionIndex], query: str) -> np.ndarray:
+    q = np.asarray(embedder.embed([query])[0], dtype=np.float32)
+    for ix in indexes:
+        if ix.data.vectors.shape[1:] != q.shape:
+            raise EmbeddingMismatch(
+                f"The query vector of {embedder.model} has {q.shape[-1] if q.ndim else 0} dimensions but the stored "
+                f"passages have {ix.data.vectors.shape[-1]}; vectors from two models cannot be compared."
+            )
+    return np.concatenate([ix.data.vectors @ q for ix in indexes])
 
 
 def _fuse(similarity: np.ndarray | None, keyword: np.ndarray | None, mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -132,12 +146,20 @@ def _fuse(similarity: np.ndarray | None, keyword: np.ndarray | None, mode: str) 
 
 
 def _top(candidates: np.ndarray, score: np.ndarray, wanted: int) -> np.ndarray:
-    """The `wanted` best candidates in order, without sorting all of them."""
+    """The `wanted` best candidates in order, without sorting all of them.
+
+    Equal scores are ordered by row, so every page of a query is cut from one and the same ranking.
+    """
     if wanted == 0:
         return candidates[:0]
     cand = score[candidates]
-    top = np.argpartition(-cand, wanted - 1)[:wanted] if wanted < len(cand) else np.arange(len(cand))
-    return candidates[top[np.argsort(-cand[top], kind="stable")]]
+    if wanted < len(cand):
+        kth = np.partition(cand, len(cand) - wanted)[len(cand) - wanted]  # the wanted-th best score
+        keep = np.flatnonzero(cand >= kth)  # every tie with it too, so which ones make the cut is not arbitrary
+    else:
+        keep = np.arange(len(cand))
+    order = np.lexsort((candidates[keep], -cand[keep]))[:wanted]
+    return candidates[keep[order]]
 
 
 def _non_empty(indexes: list[CollectionIndex], targets: Sequence[SearchTarget]

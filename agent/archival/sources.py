@@ -37,9 +37,10 @@ class Sources:
     def target(self, source: Source) -> SearchTarget:
         sid = int(source.id or 0)
         return SearchTarget(self.store.source_collection(sid), source.revision, source.name,
-                            source.embedding_model, source.embedding_dim, self.catalog.ready_document_ids(sid))
+                            source.embedding_model, source.embedding_dim, self.catalog.ready_document_ids(sid),
+                            generation=f"{sid}@{source.created_at.isoformat()}")
 
     def search(self, scope: str, names: Sequence[str], query: str, k: int = 5, page: int = 1,
                mode: str = "hybrid") -> SearchPage:
-        targets = [self.target(self.catalog.get(scope, n)) for n in names]
+        targets = [self.target(self.catalog.get(scope, n)) for n in dict.fromkeys(names)]
         return self.searcher.search(targets, query, k=k, page=page, mode=mode)

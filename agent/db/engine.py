@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlmodel import SQLModel, create_engine
@@ -30,10 +30,35 @@ def open_engine(url: str) -> Engine:
         engine = create_engine(parsed, pool_pre_ping=True)
     try:
         SQLModel.metadata.create_all(engine)
+        add_missing_columns(engine)
     except OperationalError as exc:
         shown = parsed.render_as_string(hide_password=True)
         raise StoreUnavailable(f"Cannot open the database {shown}: {exc.orig}") from exc
     return engine
+
+
+def add_missing_columns(engine: Engine) -> None:
+    """Additive migrations: a column a newer membot added to a table is added to an older database."""
+    existing = inspect(engine)
+    with engine.begin() as conn:
+        for table in SQLModel.metadata.sorted_tables:
+            have = {c["name"] for c in existing.get_columns(table.name)}
+            for column in table.columns:
+                if column.name in have:
+                    continue
+                kind = column.type.compile(dialect=engine.dialect)
+                default = column.default.arg if column.default is not None and column.default.is_scalar else None
+                clause = f" DEFAULT {_literal(default)}" if default is not None else ""
+                not_null = " NOT NULL" if default is not None and not column.nullable else ""
+                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{clause}{not_null}'))
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

@@ -49,34 +49,53 @@ class Document(SQLModel, table=True):
 
 
 class Agent(SQLModel, table=True):
+    """A persistent agent: one per channel (or per console name) within a scope."""
+
     __table_args__ = (UniqueConstraint("scope", "name"),)
     id: int | None = Field(default=None, primary_key=True)
     scope: str = Field(default="local", index=True, max_length=200)
     name: str = Field(max_length=200)
-    persona: str = Field(default="", sa_column=Column(Text))
+    persona_preset: str = Field(default="", max_length=200)
+    human_preset: str = Field(default="", max_length=200)
     embedding_model: str = Field(default="", max_length=200)
+    embedding_dim: int = 0
+    summary: str = Field(default="", sa_column=Column(Text))  # recursive summary of evicted messages
+    context_from: int = 0  # id of the first message still in the context window
+    pressure_alerted: bool = False  # a memory-pressure alert was given since the last summary
+    archival_revision: int = 0  # bumped on every archival insert; search caches key on it
     created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class Block(SQLModel, table=True):
-    """A core memory block of an agent (persona, human, one per person, or any named block)."""
+    """A core memory block of an agent: persona, one per person (label person:<id>), or any named block."""
 
     __table_args__ = (UniqueConstraint("agent_id", "label"),)
     id: int | None = Field(default=None, primary_key=True)
     agent_id: int = Field(foreign_key="agent.id", index=True)
     label: str = Field(max_length=200)
+    title: str = Field(default="", max_length=200)  # a person's display name
     value: str = Field(default="", sa_column=Column(Text))
     limit: int = 2000
 
 
 class Message(SQLModel, table=True):
-    """Recall memory: every message an agent saw or produced, never deleted by context trimming."""
+    """Recall memory: every message an agent saw or produced, never deleted by context trimming.
+
+    role is user | assistant | tool. kind says what a user-role input is: message, heartbeat, alert, event.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     agent_id: int = Field(foreign_key="agent.id", index=True)
     role: str = Field(max_length=20)
+    kind: str = Field(default="message", max_length=20)
     author: str = Field(default="", max_length=200)
+    author_id: str = Field(default="", max_length=200)
+    thread: str = Field(default="", max_length=200)
     content: str = Field(default="", sa_column=Column(Text))
+    tool_calls: str = Field(default="", sa_column=Column(Text))  # JSON list for assistant steps
+    tool_call_id: str = Field(default="", max_length=200)
+    name: str = Field(default="", max_length=200)  # the tool a tool-role message answers
     created_at: datetime = Field(default_factory=utcnow, index=True)
 
 

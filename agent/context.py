@@ -1,0 +1,110 @@
+"""The context window: rendering stored messages for the model, counting tokens offline, and summarizing the
+oldest messages into a recursive summary before the window overflows."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent.db.models import Agent, Message, as_utc
+from agent.embeddings.tokens import EstimateCounter
+from agent.llm import ChatModel, LLMUnavailable
+from agent.prompts import SUMMARIZE
+
+log = logging.getLogger(__name__)
+_COUNTER = EstimateCounter()
+INPUT_TYPES = {"message": "user_message", "heartbeat": "heartbeat", "alert": "system_alert", "event": "timed_event"}
+
+
+def count_tokens(text: str) -> int:
+    return len(_COUNTER.spans(text)) + 1
+
+
+def stamp(message: Message) -> str:
+    return as_utc(message.created_at).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render(message: Message) -> dict[str, Any]:
+    """One stored message in the OpenAI chat format; non-assistant inputs are JSON, like the original."""
+    if message.role == "assistant":
+        out: dict[str, Any] = {"role": "assistant", "content": message.content or None}
+        calls = json.loads(message.tool_calls) if message.tool_calls else []
+        if calls:
+            out["tool_calls"] = [{"id": c["id"], "type": "function",
+                                  "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]
+        return out
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    body: dict[str, Any] = {"type": INPUT_TYPES.get(message.kind, message.kind)}
+    if message.kind == "message":
+        body.update({"from": message.author or "user", "message": message.content})
+        if message.thread:
+            body["thread"] = message.thread
+    elif message.kind == "heartbeat":
+        body["reason"] = message.content
+    else:
+        body["message"] = message.content
+    body["time"] = stamp(message)
+    return {"role": "user", "content": json.dumps(body, ensure_ascii=False)}
+
+
+def message_tokens(message: Message) -> int:
+    return count_tokens(json.dumps(render(message), ensure_ascii=False)) + 3
+
+
+@dataclass(frozen=True)
+class Budget:
+    window: int
+    pressure_at: float = 0.75  # share of the window that triggers one memory-pressure alert
+    summarize_at: float = 0.9  # share that triggers summarizing before the next call
+    keep_share: float = 0.4  # messages kept after a summary, as a share of the window
+    reply_reserve: int = 512  # room left for the model's answer
+
+    @property
+    def usable(self) -> int:
+        return max(256, self.window - self.reply_reserve)
+
+
+def choose_cut(messages: Sequence[Message], keep_tokens: int, protect_from: int) -> int:
+    """Index of the first message to keep: a user-role input (so a tool call never loses its result),
+    the earliest one whose tail fits `keep_tokens`, and never later than `protect_from` (the current turn).
+    Returns 0 when nothing can be evicted."""
+    sizes = [message_tokens(m) for m in messages]
+    tail = 0
+    best = 0
+    for i in range(len(messages) - 1, 0, -1):
+        tail += sizes[i]
+        if messages[i].role != "user" or i > protect_from:
+            continue
+        if best == 0 or tail <= keep_tokens:
+            best = i  # the latest valid cut always qualifies; earlier ones only while the tail fits
+        else:
+            break
+    return best
+
+
+def summarize(model: ChatModel, agent: Agent, evicted: Sequence[Message], budget: Budget) -> str:
+    """The new recursive summary. If the model cannot summarize, a plain note keeps the agent working."""
+    lines = []
+    for m in evicted:
+        rendered = render(m)
+        text = rendered.get("content") or json.dumps(rendered.get("tool_calls", ""), ensure_ascii=False)
+        lines.append(f"{m.role}: {text}")
+    transcript = "\n".join(lines)
+    room = budget.usable * 3  # characters; about three per estimated token
+    if len(transcript) > room:
+        transcript = transcript[-room:]
+    prompt = [{"role": "system", "content": SUMMARIZE},
+              {"role": "user", "content": f"Summary so far: {agent.summary or '(none)'}\n\nMessages:\n{transcript}"}]
+    try:
+        text = model.complete(prompt).content.strip()
+    except LLMUnavailable as exc:
+        log.warning("summary failed, keeping a plain note instead: %s", exc)
+        text = ""
+    if not text:
+        note = f"({len(evicted)} earlier messages left the context; conversation_search finds them.)"
+        text = f"{agent.summary}\n{note}".strip()
+    return text[:4000]

@@ -1,0 +1,275 @@
+"""One turn of the MemGPT loop: inner thought, tool calls, heartbeat chaining, a cap on steps.
+
+Everything a turn changes in SQL happens in one session that is committed at the end; if the model fails for
+good the session is rolled back and archival inserts are undone, so the agent is exactly as before the turn.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from agent import prompts
+from agent.context import Budget, choose_cut, count_tokens, message_tokens, render, summarize
+from agent.db.models import Agent, Message, utcnow
+from agent.llm import ChatModel, Completion, LLMUnavailable, ToolCall
+from agent.memory import recall
+from agent.memory.archival import ArchivalMemory, attached_sources
+from agent.memory.core import CoreMemory, Speaker
+from agent.tools.context import ToolContext
+from agent.tools.registry import HEARTBEAT_ARG, Tool, ToolFailure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A platform-neutral input: a person's message, or a timed event (kind="event")."""
+
+    text: str
+    speaker: Speaker | None = None
+    thread: str = ""
+    kind: str = "message"
+
+
+@dataclass(frozen=True)
+class TurnEvent:
+    kind: str  # thought | tool | reply | notice
+    text: str
+    tool: str = ""
+
+
+@dataclass
+class TurnResult:
+    replies: list[str] = field(default_factory=list)
+    events: list[TurnEvent] = field(default_factory=list)
+    notice: str = ""  # shown to people when there is no reply or the turn failed
+    failed: bool = False
+    steps: int = 0
+    prompt_parts: list[dict[str, int]] = field(default_factory=list)  # token split of each call
+
+
+@dataclass(frozen=True)
+class Limits:
+    budget: Budget
+    max_steps: int = 8
+    max_tool_output: int = 3000
+
+
+EventSink = Callable[[TurnEvent], None]
+
+
+class TurnRunner:
+    def __init__(self, model: ChatModel, tools: Sequence[Tool], limits: Limits) -> None:
+        self.model = model
+        self.tools = {t.name: t for t in tools}
+        self.schemas = [t.schema for t in tools]
+        self.schema_tokens = count_tokens(json.dumps(self.schemas))
+        self.limits = limits
+
+    def run(self, session: Session, agent: Agent, incoming: Incoming, archival: ArchivalMemory,
+            on_event: EventSink | None = None, human_preset: str = "") -> TurnResult:
+        turn = _Turn(self, session, agent, incoming, archival, on_event or (lambda e: None), human_preset)
+        try:
+            result = turn.run()
+            agent.updated_at = utcnow()
+            session.add(agent)
+            session.commit()
+            return result
+        except LLMUnavailable as exc:
+            session.rollback()
+            archival.undo()
+            return TurnResult(notice=f"{exc} Your message was not processed; please send it again.", failed=True,
+                              events=turn.result.events, steps=turn.result.steps)
+        except BaseException:
+            session.rollback()
+            archival.undo()
+            raise
+
+
+class _Turn:
+    def __init__(self, runner: TurnRunner, session: Session, agent: Agent, incoming: Incoming,
+                 archival: ArchivalMemory, on_event: EventSink, human_preset: str) -> None:
+        self.r = runner
+        self.human_preset = human_preset
+        self.session = session
+        self.agent = agent
+        self.incoming = incoming
+        self.core = CoreMemory(session, int(agent.id or 0))
+        self.ctx = ToolContext(session, agent, self.core, archival, incoming.speaker)
+        self.on_event = on_event
+        self.result = TurnResult()
+        self.window = list(session.exec(select(Message).where(Message.agent_id == agent.id,
+                                                              col(Message.id) >= agent.context_from)
+                                        .order_by(col(Message.id))).all())
+
+    def run(self) -> TurnResult:
+        if self.incoming.speaker is not None:
+            self.core.person(self.incoming.speaker, self.human_preset)
+        self._add("user", self.incoming.text, kind=self.incoming.kind)
+        limit = self.r.limits.max_steps
+        for step in range(1, limit + 1):
+            self.result.steps = step
+            completion = self.r.model.complete(self._prompt(), self.r.schemas)
+            follow_up = self._step(completion)
+            if follow_up is None:
+                break
+            if step == limit:
+                self._notice(f"The agent stopped after {limit} chained steps (the limit).")
+                break
+            self._add("user", follow_up[1], kind=follow_up[0])
+        if not self.ctx.sent and not self.result.notice:
+            self._notice("The agent did not send a reply this time.")
+        self.result.replies = list(self.ctx.sent)
+        return self.result
+
+    # one step ------------------------------------------------------------------------------------------
+    def _step(self, completion: Completion) -> tuple[str, str] | None:
+        """Record the model's answer, run its tools; return the next input (kind, text) or None to yield."""
+        calls = [c if c.id else ToolCall(f"call_{uuid.uuid4().hex[:12]}", c.name, c.arguments)
+                 for c in completion.tool_calls]
+        stored = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+        self._add("assistant", completion.content, tool_calls=json.dumps(stored, ensure_ascii=False) if calls else "")
+        if completion.content.strip():
+            self._emit(TurnEvent("thought", completion.content.strip()))
+        failed = heartbeat = False
+        for call in calls:
+            ok, wants_more = self._call(call)
+            failed |= not ok
+            heartbeat |= wants_more
+        tokens = self._tokens()
+        if tokens > self.r.limits.budget.pressure_at * self.r.limits.budget.usable and not self.agent.pressure_alerted:
+            self.agent.pressure_alerted = True
+            percent = round(100 * tokens / self.r.limits.budget.window)
+            return "alert", prompts.PRESSURE.format(percent=percent)
+        if failed:
+            return "heartbeat", prompts.FAILED
+        if heartbeat:
+            return "heartbeat", prompts.HEARTBEAT
+        if not self.ctx.sent:
+            return "heartbeat", prompts.NO_REPLY_YET  # a forgotten heartbeat must not leave people unanswered
+        return None
+
+    def _call(self, call: ToolCall) -> tuple[bool, bool]:
+        """Run one tool call and record its result. Returns (succeeded, asked for a heartbeat)."""
+        wants_more = False
+        try:
+            tool = self.r.tools.get(call.name)
+            if tool is None:
+                raise ToolFailure(f"There is no tool named {call.name!r}. Tools: {', '.join(self.r.tools)}.")
+            args = _parse_arguments(call)
+            wants_more = bool(args.get(HEARTBEAT_ARG)) and tool.chains
+            sent_before = len(self.ctx.sent)
+            output = tool.call(self.ctx, args)
+            ok = True
+            for text in self.ctx.sent[sent_before:]:
+                self._emit(TurnEvent("reply", text))
+        except ToolFailure as exc:
+            output, ok = str(exc), False
+        except Exception as exc:  # a bug in a tool: the model hears about it and the turn goes on
+            log.exception("tool %s raised", call.name)
+            output, ok = f"{call.name} raised {exc.__class__.__name__}: {exc}", False
+        output = self._truncate(output)
+        if call.name != "send_message":
+            self._emit(TurnEvent("tool", f"{call.name}({call.arguments}) -> {'OK' if ok else 'Failed'}", call.name))
+        body = {"status": "OK" if ok else "Failed", "message": output, "time": _now()}
+        self._add("tool", json.dumps(body, ensure_ascii=False), tool_call_id=call.id, name=call.name)
+        return ok, wants_more
+
+    def _truncate(self, output: str) -> str:
+        cap = self.r.limits.max_tool_output
+        if len(output) <= cap:
+            return output
+        return output[:cap] + f"... [truncated: {len(output) - cap} more characters; ask for a narrower result]"
+
+    # context -------------------------------------------------------------------------------------------
+    def _system(self) -> str:
+        agent = self.agent
+        sources = [s.name for s in attached_sources(self.session, int(agent.id or 0))]
+        total = recall.count(self.session, int(agent.id or 0))
+        summary = prompts.SUMMARY_HEADER.format(summary=agent.summary) if agent.summary else ""
+        return prompts.SYSTEM.format(
+            name=agent.name, now=_now(), blocks=self.core.render(self.incoming.speaker), summary=summary,
+            messages=total, hidden=max(0, total - len(self.window)), archival=self._archival_count(),
+            sources=", ".join(sources) or "none",
+        )
+
+    def _archival_count(self) -> int:
+        try:
+            return self.ctx.archival.count()
+        except Exception:  # the count is informative only; never fail a turn over it
+            log.debug("archival count failed", exc_info=True)
+            return 0
+
+    def _tokens(self, system: str | None = None) -> int:
+        system = system if system is not None else self._system()
+        return count_tokens(system) + self.r.schema_tokens + sum(message_tokens(m) for m in self.window)
+
+    def _prompt(self) -> list[dict[str, Any]]:
+        budget = self.r.limits.budget
+        system = self._system()
+        if self._tokens(system) > budget.summarize_at * budget.usable:
+            self._summarize(system)
+            system = self._system()
+        parts = {"system": count_tokens(system) - count_tokens(self.core.render(self.incoming.speaker)),
+                 "memory": count_tokens(self.core.render(self.incoming.speaker)),
+                 "tools": self.r.schema_tokens, "history": sum(message_tokens(m) for m in self.window)}
+        self.result.prompt_parts.append(parts)
+        return [{"role": "system", "content": system}] + [render(m) for m in self.window]
+
+    def _summarize(self, system: str) -> None:
+        budget = self.r.limits.budget
+        keep = int(budget.keep_share * budget.usable)
+        cut = choose_cut(self.window, keep, len(self.window) - 1)
+        if cut == 0:
+            return
+        evicted, self.window = self.window[:cut], self.window[cut:]
+        self.agent.summary = summarize(self.r.model, self.agent, evicted, budget)
+        self.agent.context_from = int(self.window[0].id or 0)
+        self.agent.pressure_alerted = False
+        self.session.add(self.agent)
+        self._emit(TurnEvent("notice", f"Summarized {len(evicted)} older messages to free the context window."))
+
+    # records -------------------------------------------------------------------------------------------
+    def _add(self, role: str, content: str, **fields: Any) -> Message:
+        speaker = self.incoming.speaker
+        author = speaker.name if speaker and role == "user" and fields.get("kind", "message") == "message" else ""
+        message = Message(agent_id=int(self.agent.id or 0), role=role, content=content, author=author,
+                          author_id=speaker.id if author and speaker else "", thread=self.incoming.thread, **fields)
+        self.session.add(message)
+        self.session.flush()
+        self.window.append(message)
+        return message
+
+    def _emit(self, event: TurnEvent) -> None:
+        self.result.events.append(event)
+        try:
+            self.on_event(event)
+        except Exception:  # a broken display must not break the turn
+            log.exception("event sink failed")
+
+    def _notice(self, text: str) -> None:
+        self.result.notice = text
+        self._emit(TurnEvent("notice", text))
+
+
+def _parse_arguments(call: ToolCall) -> dict[str, Any]:
+    try:
+        args = json.loads(call.arguments or "{}")
+    except json.JSONDecodeError as exc:
+        raise ToolFailure(f"The arguments of {call.name} are not valid JSON ({exc.msg} at position {exc.pos}). "
+                          "Call it again with a JSON object.") from exc
+    if not isinstance(args, dict):
+        raise ToolFailure(f"The arguments of {call.name} must be a JSON object.")
+    return args
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

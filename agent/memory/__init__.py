@@ -1,0 +1,1 @@
+"""The agent's three memories: core blocks (in the prompt), recall (every message), archival (passages)."""

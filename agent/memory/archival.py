@@ -1,0 +1,120 @@
+"""Archival memory: the agent's own saved passages plus every source attached to it, searched as one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, col, select
+
+from agent.archival.catalog import Catalog
+from agent.archival.milvus_store import PassageRow, PassageStore, now_ms, passage_id
+from agent.archival.search import Searcher, SearchPage, SearchTarget
+from agent.db.models import Agent, Source, SourceBinding
+from agent.embeddings.base import Embedder
+from agent.errors import UserError
+from agent.loading.chunker import chunk_pages
+from agent.tools.registry import ToolFailure
+
+OWN = "archival memory"
+PER_PAGE = 5
+
+
+def attached_sources(session: Session, agent_id: int) -> list[Source]:
+    rows = session.exec(select(Source).join(SourceBinding, col(SourceBinding.source_id) == col(Source.id))
+                        .where(SourceBinding.agent_id == agent_id).order_by(Source.name)).all()
+    return list(rows)
+
+
+@dataclass
+class ArchivalMemory:
+    """Archival access for one agent within one turn; it remembers what it wrote so a failed turn can undo it."""
+
+    session: Session
+    agent: Agent
+    store: PassageStore
+    searcher: Searcher
+    catalog: Catalog
+    embedder: Callable[[], Embedder]
+    written: list[int] = field(default_factory=list)  # document ids inserted this turn
+
+    @property
+    def collection(self) -> str:
+        return self.store.agent_collection(int(self.agent.id or 0))
+
+    def insert(self, content: str) -> str:
+        if not content.strip():
+            raise ToolFailure("archival_memory_insert needs non-empty content.")
+        embedder = self.embedder()
+        self._check_model(embedder)
+        size = max(16, embedder.max_tokens - 2)
+        chunks = chunk_pages([content], embedder.tokens, size, min(20, size // 4), numbered=False)
+        vectors = embedder.embed([c.text for c in chunks])
+        self.agent.archival_revision += 1
+        doc = self.agent.archival_revision
+        stamp = now_ms()
+        rows = [PassageRow(passage_id(doc, c.index), v, c.text, doc, "", 0, c.index, stamp,
+                           agent_id=int(self.agent.id or 0)) for c, v in zip(chunks, vectors)]
+        self.store.ensure(self.collection, embedder.dim)
+        self.store.insert(self.collection, rows)
+        self.written.append(doc)
+        self.session.add(self.agent)
+        return f"Saved to archival memory ({len(rows)} passage{'s' if len(rows) != 1 else ''})."
+
+    def undo(self) -> None:
+        if self.written:
+            self.store.delete_documents(self.collection, self.written)
+            self.searcher.cache.invalidate(self.collection)
+            self.written.clear()
+
+    def targets(self, source: str | None = None) -> list[SearchTarget]:
+        sources = attached_sources(self.session, int(self.agent.id or 0))
+        own = SearchTarget(self.collection, self.agent.archival_revision, OWN, self.agent.embedding_model,
+                           self.agent.embedding_dim, None)
+        if source is None:
+            return [own] + [self._target(s) for s in sources]
+        if source.lower() in (OWN, "memory", "own"):
+            return [own]
+        chosen = [s for s in sources if s.name == source]
+        if not chosen:
+            names = ", ".join([OWN] + [s.name for s in sources])
+            raise ToolFailure(f"No attached source named {source!r}. You can search: {names}.")
+        return [self._target(chosen[0])]
+
+    def search(self, query: str, page: int, source: str | None = None) -> SearchPage:
+        try:
+            return self.searcher.search(self.targets(source), query, k=PER_PAGE, page=max(1, page or 1))
+        except UserError as exc:
+            raise ToolFailure(str(exc)) from exc
+
+    def count(self) -> int:
+        return self.store.count(self.collection)
+
+    def _target(self, source: Source) -> SearchTarget:
+        sid = int(source.id or 0)
+        return SearchTarget(self.store.source_collection(sid), source.revision, source.name,
+                            source.embedding_model, source.embedding_dim, self.catalog.ready_document_ids(sid))
+
+    def _check_model(self, embedder: Embedder) -> None:
+        if not self.agent.embedding_model:
+            self.agent.embedding_model, self.agent.embedding_dim = embedder.model, embedder.dim
+        elif (self.agent.embedding_model, self.agent.embedding_dim) != (embedder.model, embedder.dim):
+            raise ToolFailure(f"Archival memory was embedded with {self.agent.embedding_model}; the configured "
+                              f"model is {embedder.model}, so new memories cannot be added to it.")
+
+
+def format_page(result: SearchPage) -> str:
+    if result.total == 0:
+        return f"No archival results for {result.query!r}."
+    if not result.hits:
+        return f"Page {result.page} is past the end: {result.total} results in {result.pages} page(s)."
+    first = (result.page - 1) * result.per_page
+    lines = [f"Showing {first + 1}-{first + len(result.hits)} of {result.total} results "
+             f"(page {result.page}/{result.pages}):"]
+    for n, hit in enumerate(result.hits, start=first + 1):
+        where = hit.label
+        if hit.file_name:
+            where += f", {hit.file_name}" + (f" page {hit.page}" if hit.page else "")
+        stamp = hit.inserted_at.strftime("%Y-%m-%d %H:%M UTC")
+        lines.append(f"[{n}] ({where}; inserted {stamp}) {hit.text}")
+    return "\n".join(lines)

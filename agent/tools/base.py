@@ -1,0 +1,93 @@
+"""The MemGPT tool set: replying, editing core memory, and searching recall and archival memory."""
+
+from __future__ import annotations
+
+from agent.memory import recall
+from agent.memory.archival import format_page
+from agent.tools.context import ToolContext
+from agent.tools.registry import Tool, ToolFailure, tool
+
+
+@tool(chains=False)
+def send_message(ctx: ToolContext, message: str) -> str:
+    """Send a message to the people in the conversation. The only way they see anything you write.
+
+    Args:
+        message: the message text (Markdown is fine)
+    """
+    if not message.strip():
+        raise ToolFailure("send_message needs a non-empty message.")
+    ctx.sent.append(message)
+    return "Sent."
+
+
+@tool()
+def core_memory_append(ctx: ToolContext, name: str, content: str) -> str:
+    """Append a line to a core memory block.
+
+    Args:
+        name: persona, human (the person speaking now), or another block's name
+        content: text to add
+    """
+    return ctx.core.append(name, content, ctx.speaker)
+
+
+@tool()
+def core_memory_replace(ctx: ToolContext, name: str, old_content: str, new_content: str) -> str:
+    """Replace exact text in a core memory block; an empty new_content deletes it.
+
+    Args:
+        name: persona, human (the person speaking now), or another block's name
+        old_content: the exact text to replace
+        new_content: the text to put in its place
+    """
+    return ctx.core.replace(name, old_content, new_content, ctx.speaker)
+
+
+@tool()
+def conversation_search(ctx: ToolContext, query: str, page: int = 1) -> str:
+    """Search every past message (recall memory) for text, newest context included.
+
+    Args:
+        query: text to look for (case-insensitive)
+        page: result page, from 1
+    """
+    return recall.search_text(ctx.session, int(ctx.agent.id or 0), query, page)
+
+
+@tool()
+def conversation_search_date(ctx: ToolContext, start_date: str, end_date: str, page: int = 1) -> str:
+    """List past messages between two dates, inclusive.
+
+    Args:
+        start_date: YYYY-MM-DD
+        end_date: YYYY-MM-DD
+        page: result page, from 1
+    """
+    return recall.search_dates(ctx.session, int(ctx.agent.id or 0), start_date, end_date, page)
+
+
+@tool()
+def archival_memory_insert(ctx: ToolContext, content: str) -> str:
+    """Save text to archival memory for later searches.
+
+    Args:
+        content: what to remember, self-contained
+    """
+    return ctx.archival.insert(content)
+
+
+@tool()
+def archival_memory_search(ctx: ToolContext, query: str, page: int = 1, source: str | None = None) -> str:
+    """Search archival memory: your saved notes and every attached source. Results cite source, file and page.
+
+    Args:
+        query: what to look for (words or exact identifiers)
+        page: result page, from 1
+        source: only this attached source (or "archival memory" for your own notes)
+    """
+    return format_page(ctx.archival.search(query, page, source))
+
+
+BASE_TOOLS: list[Tool] = [send_message, core_memory_append, core_memory_replace, conversation_search,
+                          conversation_search_date, archival_memory_insert, archival_memory_search]

@@ -1,0 +1,21 @@
+"""What a tool may touch during one turn: the agent's memories, who is speaking, and the replies sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlmodel import Session
+
+from agent.db.models import Agent
+from agent.memory.archival import ArchivalMemory
+from agent.memory.core import CoreMemory, Speaker
+
+
+@dataclass
+class ToolContext:
+    session: Session
+    agent: Agent
+    core: CoreMemory
+    archival: ArchivalMemory
+    speaker: Speaker | None
+    sent: list[str] = field(default_factory=list)
