@@ -1,0 +1,124 @@
+"""Chat-platform operations in platform-neutral terms: a channel's agent, its turns, uploads, /attach,
+/detach, /sources and /memory. Slack and Discord adapters translate their events into these calls and
+the returned text (Markdown) back into their own messages."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from agent.archival.catalog import Catalog
+from agent.db.models import Agent
+from agent.loading.inputs import InputFile
+from agent.loading.loader import Loader, LoadReport
+from agent.loop import EventSink, Incoming, TurnResult
+from agent.memory.core import PERSON_PREFIX, Speaker
+from agent.service import AgentService
+
+CHANNEL_PERSONA = "channel_helper"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Where a conversation happens. `scope` isolates workspaces: "slack:T123", "discord:456"."""
+
+    scope: str
+    id: str
+    private_to: str = ""  # a user id for a DM: the agent is that person's own
+
+    @property
+    def agent_name(self) -> str:
+        return f"dm:{self.private_to}" if self.private_to else f"channel:{self.id}"
+
+
+def source_name_for(file_name: str) -> str:
+    """A source name from an uploaded file's name: its stem, in letters, digits, '-', '_' and '.'."""
+    stem = PurePath(file_name).stem or "upload"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_")[:100] or "upload"
+
+
+class ChatCore:
+    def __init__(self, agents: AgentService, loader: Loader, catalog: Catalog, persona: str = CHANNEL_PERSONA) -> None:
+        self.agents = agents
+        self.loader = loader
+        self.catalog = catalog
+        self.persona = persona
+
+    def agent(self, channel: Channel) -> Agent:
+        return self.agents.open(channel.scope, channel.agent_name, persona=self.persona)
+
+    def submit(self, channel: Channel, speaker: Speaker, text: str, thread: str = "",
+               on_event: EventSink | None = None) -> Future[TurnResult]:
+        """Queue a person's message for the channel's agent; turns of one channel run one at a time, in order."""
+        agent = self.agent(channel)
+        return self.agents.submit(int(agent.id or 0), Incoming(text, speaker, thread), on_event)
+
+    def load(self, channel: Channel, files: list[InputFile]) -> list[tuple[str, LoadReport]]:
+        """Load each upload as a source of the workspace named after the file, and attach it to the channel."""
+        agent = self.agent(channel)
+        reports = []
+        for file in files:
+            name = source_name_for(file.name)
+            report = self.loader.load(channel.scope, name, [file])
+            if self.catalog.find(channel.scope, name) is not None and (report.passages or report.of("unchanged")):
+                self.agents.attach(int(agent.id or 0), name)
+            reports.append((name, report))
+        return reports
+
+    def attach(self, channel: Channel, source: str) -> str:
+        agent = self.agent(channel)
+        found, new = self.agents.attach(int(agent.id or 0), source)
+        summary = self.catalog.summary(found)
+        if not new:
+            return f"`{found.name}` is already attached to this channel's agent."
+        return (f"Attached `{found.name}` ({summary.passages} passages from {summary.files} file(s)) "
+                "to this channel's agent.")
+
+    def detach(self, channel: Channel, source: str) -> str:
+        agent = self.agent(channel)
+        return f"Detached `{self.agents.detach(int(agent.id or 0), source).name}` from this channel's agent."
+
+    def source_names(self, scope: str, prefix: str = "") -> list[str]:
+        names = [s.source.name for s in self.catalog.summaries(scope)]
+        return [n for n in names if n.lower().startswith(prefix.lower())] if prefix else names
+
+    def unknown_source(self, scope: str, name: str) -> str:
+        return self.catalog.unknown_source_message(scope, name)
+
+    def sources_text(self, channel: Channel) -> str:
+        agent = self.agent(channel)
+        attached = {s.name for s in self.agents.attached(int(agent.id or 0))}
+        rows = self.catalog.summaries(channel.scope)
+        if not rows:
+            return "No sources yet. Upload a file (PDF, text, Markdown, .docx, .html) to a channel I am in."
+        lines = ["*Sources in this workspace* (attached to this channel: marked ✓)"]
+        for s in rows:
+            mark = "✓" if s.source.name in attached else "·"
+            lines.append(f"{mark} `{s.source.name}`: {s.files} file(s), {s.documents} documents, {s.passages} passages")
+        return "\n".join(lines)
+
+    def memory_text(self, channel: Channel) -> str:
+        agent = self.agent(channel)
+        view = self.agents.memory(int(agent.id or 0))
+        lines = [f"*Memory of this channel's agent* ({agent.name})"]
+        for block in view.blocks:
+            title = f"person {block.title}" if block.label.startswith(PERSON_PREFIX) else block.label
+            lines.append(f"*{title}* ({len(block.value)}/{block.limit} characters)\n```\n{block.value or ' '}\n```")
+        lines.append(f"Recall: {view.messages} messages ({view.in_context} in context). Archival: {view.archival} "
+                     f"saved passages. Attached sources: {', '.join(view.sources) or 'none'}.")
+        return "\n".join(lines)
+
+
+def load_report_text(name: str, report: LoadReport) -> str:
+    """The per-upload answer: the loader's summary line, then one line per file that failed or was skipped."""
+    lines = []
+    if report.passages:
+        lines.append(f"Loaded {report.passages} passages and {report.documents} documents from {name}")
+    for outcome in report.of("unchanged"):
+        lines.append(f"`{outcome.name}` is already loaded as `{name}`; nothing added.")
+    for outcome in report.of("failed"):
+        lines.append(f"Could not load `{outcome.name}`: {outcome.reason}")
+    return "\n".join(lines) or f"Nothing was loaded from {name}."
+
