@@ -47,7 +47,8 @@ def add_missing_columns(engine: Engine) -> None:
                 if column.name in have:
                     continue
                 kind = column.type.compile(dialect=engine.dialect)
-                default = column.default.arg if column.default is not None and column.default.is_scalar else None
+                scalar = column.default is not None and column.default.is_scalar
+                default = getattr(column.default, "arg", None) if scalar else None
                 clause = f" DEFAULT {_literal(default)}" if default is not None else ""
                 not_null = " NOT NULL" if default is not None and not column.nullable else ""
                 conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{clause}{not_null}'))
