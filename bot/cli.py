@@ -178,7 +178,8 @@ def run(agent_name: str | None, persona: str | None, human: str | None, first: b
 
     interactive = sys.stdin.isatty()
     with container() as c:
-        service = c.agents  # fails here, before any prompt, when no model is configured
+        c.model  # noqa: B018  (fails here, before any prompt, when no model is configured)
+        service = c.agents
         name = agent_name or _choose_agent(service, scope, interactive)
         is_new = service.find(scope, name) is None
         agent = service.open(scope, name, persona, human)
@@ -222,7 +223,7 @@ def agents_list(scope: str) -> None:
     from bot.views import agents_table
 
     with container() as c:
-        agents_table(_agent_service(c).summaries(scope))
+        agents_table(c.agents.summaries(scope))
 
 
 @agents.command("show")
@@ -232,7 +233,7 @@ def agents_show(name: str, scope: str) -> None:
     from bot.views import memory_view
 
     with container() as c:
-        service = _agent_service(c)
+        service = c.agents
         agent = service.get(scope, name)
         click.echo(f"Agent {agent.name} (persona preset {agent.persona_preset}, created "
                    f"{agent.created_at:%Y-%m-%d %H:%M})")
@@ -245,20 +246,12 @@ def agents_show(name: str, scope: str) -> None:
 @scope_option
 def agents_delete(name: str, yes: bool, scope: str) -> None:
     with container() as c:
-        service = _agent_service(c)
+        service = c.agents
         service.get(scope, name)
         if not yes and sys.stdin.isatty():
             click.confirm(f"Delete agent {name} and all its memory?", abort=True)
         service.delete(scope, name)
     click.echo(f"Deleted agent {name}.")
-
-
-def _agent_service(c: Container) -> Any:
-    """The agent service without needing a chat model (listing and deleting never call it)."""
-    from agent.service import AgentService
-
-    return AgentService(c.engine, None, c.passages, c.searcher, c.catalog,  # type: ignore[arg-type]
-                        lambda: c.embedder, _presets())
 
 
 def _presets() -> Any:

@@ -16,6 +16,7 @@ from agent.archival.sources import Sources
 from agent.embeddings.base import Embedder
 from agent.llm import ChatModel
 from agent.loading.loader import Loader
+from agent.loop import TurnRunner
 from agent.service import AgentService
 from bot.settings import Settings
 
@@ -93,16 +94,20 @@ class Container(AbstractContextManager["Container"]):
         return self._model
 
     @cached_property
-    def agents(self) -> AgentService:
+    def runner(self) -> TurnRunner:
         from agent.context import Budget
-        from agent.loop import Limits, TurnRunner
-        from agent.presets import Presets
+        from agent.loop import Limits
         from agent.tools.base import BASE_TOOLS
 
         s = self.settings
-        runner = TurnRunner(self.model, BASE_TOOLS, Limits(Budget(s.context_window), max_steps=s.max_steps))
-        return AgentService(self.engine, runner, self.passages, self.searcher, self.catalog, lambda: self.embedder,
-                            Presets(s.home))
+        return TurnRunner(self.model, BASE_TOOLS, Limits(Budget(s.context_window), max_steps=s.max_steps))
+
+    @cached_property
+    def agents(self) -> AgentService:
+        from agent.presets import Presets
+
+        return AgentService(self.engine, lambda: self.runner, self.passages, self.searcher, self.catalog,
+                            lambda: self.embedder, Presets(self.settings.home))
 
     def close(self) -> None:
         if "agents" in self.__dict__:
