@@ -16,6 +16,8 @@ from agent.archival.catalog import Catalog
 from agent.errors import UserError
 from agent.loop import Incoming, TurnEvent, TurnResult
 from agent.memory.core import Speaker
+from agent.schedule.delivery import Target
+from agent.schedule.service import ScheduleService
 from agent.service import AgentService
 
 HELP = """Commands:
@@ -28,6 +30,7 @@ HELP = """Commands:
   /retry             ask the last message again
   /rethink text      replace the agent's last inner thought
   /rewrite text      replace the agent's last reply
+  /schedule ...      timed messages: list | add WHEN WHAT | cancel ID | tz ZONE | help
   /help              this help
   /exit              leave (the agent keeps its memory)"""
 ICONS = {"thought": "💭", "tool": "⚡🧠", "reply": "🤖", "notice": "⚠️ "}
@@ -44,6 +47,7 @@ class Console:
     scope: str
     interactive: bool
     out: Callable[[str], None] = click.echo
+    schedules: ScheduleService | None = None
 
     @property
     def speaker(self) -> Speaker:
@@ -164,4 +168,15 @@ class Console:
             raise UserError("Usage: /rewrite NEW REPLY")
         self.service.rewrite(self.agent_id, rest)
         self.out("Replaced the last reply.")
+
+    def cmd_schedule(self, rest: str) -> None:
+        if self.schedules is None:
+            raise UserError("Schedules are not available here.")
+        from agent.schedule.commands import run_schedule_command
+
+        self.out(run_schedule_command(self.schedules, self.agent_id, rest, author=self.speaker.name))
+
+    def deliver(self, target: Target, text: str) -> None:
+        """The "local" delivery: a timed event's replies are printed (from a worker thread)."""
+        self.show(TurnEvent("reply", text if text.startswith("⏰") else f"⏰ {text}"))
 

@@ -78,7 +78,8 @@ class ChatCore:
 
     def detach(self, channel: Channel, source: str) -> str:
         agent = self.agent(channel)
-        return f"Detached `{self.agents.detach(int(agent.id or 0), source).name}` from this channel's agent."
+        self.agents.detach(int(agent.id or 0), source)  # its returned Source is expired after the commit
+        return f"Detached `{source}` from this channel's agent."
 
     def source_names(self, scope: str, prefix: str = "") -> list[str]:
         names = [s.source.name for s in self.catalog.summaries(scope)]

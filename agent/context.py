@@ -8,6 +8,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from agent.db.models import Agent, Message, as_utc
@@ -21,6 +22,7 @@ _PIECES = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d\w]+|\w", re.UNICODE)
 INPUT_TYPES = {"message": "user_message", "heartbeat": "heartbeat", "alert": "system_alert", "event": "timed_event"}
 
 
+@lru_cache(maxsize=4096)  # the system prompt and tool schemas are counted on every step
 def count_tokens(text: str) -> int:
     """An offline estimate of a text's tokens for chat models (no tokenizer download needed)."""
     total = 1
@@ -72,15 +74,33 @@ def message_tokens(message: Message) -> int:
 
 @dataclass(frozen=True)
 class Budget:
+    """Token thresholds. The shares apply to the room left for messages under the summarize line, after the
+    system prompt, tool schemas and summary: on a small window those take most of it, and thresholds on the
+    whole window would summarize again on every call."""
+
     window: int
-    pressure_at: float = 0.75  # share of the window that triggers one memory-pressure alert
-    summarize_at: float = 0.9  # share that triggers summarizing before the next call
-    keep_share: float = 0.4  # messages kept after a summary, as a share of the window
+    pressure_at: float = 0.75  # share of the message room that triggers one memory-pressure alert
+    summarize_at: float = 0.9  # share of the usable window that triggers summarizing before the next call
+    keep_share: float = 0.4  # share of the message room kept after a summary
     reply_reserve: int = 512  # room left for the model's answer
 
     @property
     def usable(self) -> int:
         return max(256, self.window - self.reply_reserve)
+
+    @property
+    def limit(self) -> int:
+        """Prompt tokens above which the oldest messages are summarized before the next call."""
+        return int(self.summarize_at * self.usable)
+
+    @property
+    def summary_chars(self) -> int:
+        """The longest summary kept (about a tenth of the usable window), so it cannot crowd out the messages."""
+        return max(400, min(2000, self.usable * 4 // 10))
+
+    def room(self, fixed: int) -> int:
+        """Tokens for messages under the summarize line, given `fixed` tokens of system prompt and tools."""
+        return max(0, self.limit - fixed)
 
 
 def choose_cut(messages: Sequence[Message], keep_tokens: int, protect_from: int) -> int:
@@ -107,13 +127,17 @@ def summarize(model: ChatModel, agent: Agent, evicted: Sequence[Message], budget
     for m in evicted:
         rendered = render(m)
         text = rendered.get("content") or json.dumps(rendered.get("tool_calls", ""), ensure_ascii=False)
-        lines.append(f"{m.role}: {text}")
-    transcript = "\n".join(lines)
-    room = budget.usable * 3  # characters; about three per estimated token
-    if len(transcript) > room:
-        transcript = transcript[-room:]
+        lines.append(f"{m.role}: {_clip(text, 600)}")
+    head = f"Summary so far: {agent.summary or '(none)'}\n\nMessages:\n"
+    room = budget.usable - count_tokens(SUMMARIZE) - count_tokens(head) - 16
+    kept: list[str] = []
+    for line in reversed(lines):  # the newest evicted messages, as many as fit the window
+        room -= count_tokens(line) + 1
+        if room < 0:
+            break
+        kept.append(line)
     prompt = [{"role": "system", "content": SUMMARIZE},
-              {"role": "user", "content": f"Summary so far: {agent.summary or '(none)'}\n\nMessages:\n{transcript}"}]
+              {"role": "user", "content": head + "\n".join(reversed(kept))}]
     try:
         text = model.complete(prompt).content.strip()
     except LLMUnavailable as exc:
@@ -122,4 +146,8 @@ def summarize(model: ChatModel, agent: Agent, evicted: Sequence[Message], budget
     if not text:
         note = f"({len(evicted)} earlier messages left the context; conversation_search finds them.)"
         text = f"{agent.summary}\n{note}".strip()
-    return text[:4000]
+    return _clip(text, budget.summary_chars)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

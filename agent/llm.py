@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent.errors import UserError
 
 log = logging.getLogger(__name__)
+_OVERFLOW = re.compile(r"context (length|size|window)|too many tokens|prompt is too long", re.I)
 
 
 class LLMUnavailable(UserError):
     """The model could not be reached or kept failing after the retries; the text says why."""
+
+
+class ContextOverflow(LLMUnavailable):
+    """The endpoint refused the prompt as longer than the model's context window."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,12 @@ class OpenAIChat:
         except openai.RateLimitError as exc:
             raise LLMUnavailable("The model is rate limited right now (after several tries).") from exc
         except openai.APIStatusError as exc:
+            if exc.status_code == 400 and _overflow(exc):
+                raise ContextOverflow(f"The prompt is longer than the model's context window: {_short(exc)} "
+                                      "Set MEMBOT_CONTEXT_WINDOW to the model's real window.") from exc
             raise LLMUnavailable(f"The model endpoint answered HTTP {exc.status_code}: {_short(exc)}") from exc
+        except openai.APIError as exc:  # e.g. a response that does not parse
+            raise LLMUnavailable(f"The model endpoint gave an unusable answer: {_short(exc)}") from exc
         if not response.choices:
             raise LLMUnavailable("The model returned no answer.")
         message = response.choices[0].message
@@ -70,6 +81,16 @@ class OpenAIChat:
         return Completion(message.content or "", calls, usage)
 
 
+def _overflow(exc: Exception) -> bool:
+    """OpenAI says code context_length_exceeded; vLLM "maximum context length"; llama.cpp "context size"."""
+    code = getattr(exc, "code", None)
+    return code == "context_length_exceeded" or bool(_OVERFLOW.search(str(getattr(exc, "message", exc))))
+
+
 def _short(exc: Exception) -> str:
-    text = str(getattr(exc, "message", exc))
-    return text if len(text) < 300 else text[:300] + "..."
+    """The endpoint's own error message (not the client's "Error code: 503 - {...}"), short, as a sentence."""
+    body = getattr(exc, "body", None)
+    text = body.get("message") if isinstance(body, dict) else None
+    text = " ".join(str(text or getattr(exc, "message", exc)).split())
+    text = text if len(text) < 300 else text[:300] + "..."
+    return text if text.endswith((".", "!", "?")) else text + "."

@@ -12,19 +12,22 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session, col, select
 
 from agent import prompts
 from agent.context import Budget, choose_cut, count_tokens, message_tokens, render, summarize
 from agent.db.models import Agent, Message, utcnow
-from agent.llm import ChatModel, Completion, LLMUnavailable, ToolCall
+from agent.llm import ChatModel, Completion, ContextOverflow, LLMUnavailable, ToolCall
 from agent.memory import recall
 from agent.memory.archival import ArchivalMemory, attached_sources
 from agent.memory.core import CoreMemory, Speaker
 from agent.tools.context import ToolContext
-from agent.tools.registry import HEARTBEAT_ARG, Tool, ToolFailure
+from agent.tools.registry import Tool, ToolFailure, heartbeat_requested
+
+if TYPE_CHECKING:
+    from agent.schedule.service import ScheduleService
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +70,10 @@ EventSink = Callable[[TurnEvent], None]
 
 
 class TurnRunner:
-    def __init__(self, model: ChatModel, tools: Sequence[Tool], limits: Limits) -> None:
+    def __init__(self, model: ChatModel, tools: Sequence[Tool], limits: Limits,
+                 schedules: ScheduleService | None = None) -> None:
         self.model = model
+        self.schedules = schedules  # for the schedule tools
         self.tools = {t.name: t for t in tools}
         self.schemas = [t.schema for t in tools]
         self.schema_tokens = count_tokens(json.dumps(self.schemas))
@@ -103,9 +108,13 @@ class _Turn:
         self.agent = agent
         self.incoming = incoming
         self.core = CoreMemory(session, int(agent.id or 0))
-        self.ctx = ToolContext(session, agent, self.core, archival, incoming.speaker)
+        self.ctx = ToolContext(session, agent, self.core, archival, incoming.speaker, thread=incoming.thread,
+                               schedules=runner.schedules)
         self.on_event = on_event
         self.result = TurnResult()
+        self.first_id: int | None = None  # the message that started this turn
+        self._sizes: dict[int, int] = {}
+        self._archived: tuple[int, int] | None = None  # (inserts this turn, archival passages)
         self.window = list(session.exec(select(Message).where(Message.agent_id == agent.id,
                                                               col(Message.id) >= agent.context_from)
                                         .order_by(col(Message.id))).all())
@@ -113,11 +122,11 @@ class _Turn:
     def run(self) -> TurnResult:
         if self.incoming.speaker is not None:
             self.core.person(self.incoming.speaker, self.human_preset)
-        self._add("user", self.incoming.text, kind=self.incoming.kind)
+        self.first_id = self._add("user", self.incoming.text, kind=self.incoming.kind).id
         limit = self.r.limits.max_steps
         for step in range(1, limit + 1):
             self.result.steps = step
-            completion = self.r.model.complete(self._prompt(), self.r.schemas)
+            completion = self._complete()
             follow_up = self._step(completion)
             if follow_up is None:
                 break
@@ -131,6 +140,15 @@ class _Turn:
         return self.result
 
     # one step ------------------------------------------------------------------------------------------
+    def _complete(self) -> Completion:
+        try:
+            return self.r.model.complete(self._prompt(), self.r.schemas)
+        except ContextOverflow:
+            # The endpoint counts more tokens than our estimate: summarize now and try once more.
+            if not self._summarize(self._system(), at_most=self._history_tokens() // 2):
+                raise
+            return self.r.model.complete(self._prompt(), self.r.schemas)
+
     def _step(self, completion: Completion) -> tuple[str, str] | None:
         """Record the model's answer, run its tools; return the next input (kind, text) or None to yield."""
         calls = [c if c.id else ToolCall(f"call_{uuid.uuid4().hex[:12]}", c.name, c.arguments)
@@ -144,10 +162,11 @@ class _Turn:
             ok, wants_more = self._call(call)
             failed |= not ok
             heartbeat |= wants_more
-        tokens = self._tokens()
-        if tokens > self.r.limits.budget.pressure_at * self.r.limits.budget.usable and not self.agent.pressure_alerted:
+        budget = self.r.limits.budget
+        fixed, history = self._fixed_tokens(self._system()), self._history_tokens()
+        if history > budget.pressure_at * budget.room(fixed) and not self.agent.pressure_alerted:
             self.agent.pressure_alerted = True
-            percent = round(100 * tokens / self.r.limits.budget.window)
+            percent = round(100 * (fixed + history) / budget.window)
             return "alert", prompts.PRESSURE.format(percent=percent)
         if failed:
             return "heartbeat", prompts.FAILED
@@ -160,12 +179,12 @@ class _Turn:
     def _call(self, call: ToolCall) -> tuple[bool, bool]:
         """Run one tool call and record its result. Returns (succeeded, asked for a heartbeat)."""
         wants_more = False
+        tool = self.r.tools.get(call.name)
         try:
-            tool = self.r.tools.get(call.name)
             if tool is None:
                 raise ToolFailure(f"There is no tool named {call.name!r}. Tools: {', '.join(self.r.tools)}.")
             args = _parse_arguments(call)
-            wants_more = bool(args.get(HEARTBEAT_ARG)) and tool.chains
+            wants_more = heartbeat_requested(args) and tool.chains
             sent_before = len(self.ctx.sent)
             output = tool.call(self.ctx, args)
             ok = True
@@ -176,15 +195,17 @@ class _Turn:
         except Exception as exc:  # a bug in a tool: the model hears about it and the turn goes on
             log.exception("tool %s raised", call.name)
             output, ok = f"{call.name} raised {exc.__class__.__name__}: {exc}", False
-        output = self._truncate(output)
+        output = self._truncate(output, tool is not None and tool.paged)
         if call.name != "send_message":
             self._emit(TurnEvent("tool", f"{call.name}({call.arguments}) -> {'OK' if ok else 'Failed'}", call.name))
         body = {"status": "OK" if ok else "Failed", "message": output, "time": _now()}
         self._add("tool", json.dumps(body, ensure_ascii=False), tool_call_id=call.id, name=call.name)
         return ok, wants_more
 
-    def _truncate(self, output: str) -> str:
+    def _truncate(self, output: str, paged: bool) -> str:
         cap = self.r.limits.max_tool_output
+        if paged:  # a search page is sized by its paging; cap it only at about a quarter of the window
+            cap = max(cap, self.r.limits.budget.usable)
         if len(output) <= cap:
             return output
         return output[:cap] + f"... [truncated: {len(output) - cap} more characters; ask for a narrower result]"
@@ -202,40 +223,61 @@ class _Turn:
         )
 
     def _archival_count(self) -> int:
-        try:
-            return self.ctx.archival.count()
-        except Exception:  # the count is informative only; never fail a turn over it
-            log.debug("archival count failed", exc_info=True)
-            return 0
+        """Counted once per turn and again after an insert: it is a round trip to Milvus."""
+        written = len(self.ctx.archival.written)
+        if self._archived is None or self._archived[0] != written:
+            try:
+                self._archived = (written, self.ctx.archival.count())
+            except Exception:  # the count is informative only; never fail a turn over it
+                log.debug("archival count failed", exc_info=True)
+                self._archived = (written, 0)
+        return self._archived[1]
 
-    def _tokens(self, system: str | None = None) -> int:
-        system = system if system is not None else self._system()
-        return count_tokens(system) + self.r.schema_tokens + sum(message_tokens(m) for m in self.window)
+    def _fixed_tokens(self, system: str) -> int:
+        return count_tokens(system) + self.r.schema_tokens
+
+    def _history_tokens(self) -> int:
+        return sum(self._size(m) for m in self.window)
+
+    def _size(self, message: Message) -> int:
+        """Tokens of one message, counted once per turn (messages do not change within a turn)."""
+        key = int(message.id or 0)
+        if key not in self._sizes:
+            self._sizes[key] = message_tokens(message)
+        return self._sizes[key]
 
     def _prompt(self) -> list[dict[str, Any]]:
-        budget = self.r.limits.budget
         system = self._system()
-        if self._tokens(system) > budget.summarize_at * budget.usable:
+        if self._fixed_tokens(system) + self._history_tokens() > self.r.limits.budget.limit:
             self._summarize(system)
             system = self._system()
-        parts = {"system": count_tokens(system) - count_tokens(self.core.render(self.incoming.speaker)),
-                 "memory": count_tokens(self.core.render(self.incoming.speaker)),
-                 "tools": self.r.schema_tokens, "history": sum(message_tokens(m) for m in self.window)}
-        self.result.prompt_parts.append(parts)
+        memory = count_tokens(self.core.render(self.incoming.speaker))
+        self.result.prompt_parts.append({"system": count_tokens(system) - memory, "memory": memory,
+                                         "tools": self.r.schema_tokens, "history": self._history_tokens()})
         return [{"role": "system", "content": system}] + [render(m) for m in self.window]
 
-    def _summarize(self, system: str) -> None:
+    def _summarize(self, system: str, at_most: int | None = None) -> bool:
+        """Summarize the oldest messages out of the window, keeping at most `at_most` tokens of messages if
+        given; False when there was nothing to evict."""
         budget = self.r.limits.budget
-        keep = int(budget.keep_share * budget.usable)
-        cut = choose_cut(self.window, keep, len(self.window) - 1)
+        # Room for the new summary too, so the prompt after it is well under the line and stays there a while.
+        fixed = self._fixed_tokens(system) + budget.summary_chars // 4
+        keep = int(budget.keep_share * budget.room(fixed))
+        keep = keep if at_most is None else min(keep, at_most)
+        # Earlier turns go first: the question being answered stays in view unless this turn alone is too big.
+        start = next((i for i, m in enumerate(self.window) if m.id == self.first_id), len(self.window) - 1)
+        cut = choose_cut(self.window, keep, start)
+        if cut == 0 or fixed + sum(self._size(m) for m in self.window[cut:]) > budget.limit:
+            cut = choose_cut(self.window, keep, len(self.window) - 1)
         if cut == 0:
-            return
+            return False
         evicted, self.window = self.window[:cut], self.window[cut:]
         self.agent.summary = summarize(self.r.model, self.agent, evicted, budget)
         self.agent.context_from = int(self.window[0].id or 0)
         self.agent.pressure_alerted = False
         self.session.add(self.agent)
         self._emit(TurnEvent("notice", f"Summarized {len(evicted)} older messages to free the context window."))
+        return True
 
     # records -------------------------------------------------------------------------------------------
     def _add(self, role: str, content: str, **fields: Any) -> Message:

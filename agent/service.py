@@ -99,7 +99,9 @@ class AgentService:
     def delete(self, scope: str, name: str) -> None:
         agent = self.get(scope, name)
         aid = int(agent.id or 0)
-        self.store.drop(self.store.agent_collection(aid))
+        collection = self.store.agent_collection(aid)
+        self.store.drop(collection)
+        self.searcher.cache.invalidate(collection)  # a new agent may get this id, and must not see these passages
         with Session(self.engine) as s:
             for table in (SourceBinding, Message, Block):
                 s.exec(delete(table).where(col(table.agent_id) == aid))  # type: ignore[attr-defined]
@@ -149,7 +151,7 @@ class AgentService:
             return source, True
 
     def detach(self, agent_id: int, source_name: str) -> Source:
-        with Session(self.engine) as s:
+        with Session(self.engine, expire_on_commit=False) as s:  # the caller reads the detached source's name
             binding = next((src for src in attached_sources(s, agent_id) if src.name == source_name), None)
             if binding is None:
                 names = ", ".join(x.name for x in attached_sources(s, agent_id)) or "none"

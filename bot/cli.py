@@ -12,12 +12,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bot import __version__
+from bot.serve import serve
 
 if TYPE_CHECKING:
     from bot.container import Container
     from bot.settings import Settings
 
 log = logging.getLogger("membot")
+INTERRUPTED = "Interrupted. Nothing half-loaded was kept; run the same command again to finish."
 SCOPE_HELP = "Whose sources: 'local' for the CLI, or a workspace such as slack:T123 or discord:456."
 
 
@@ -184,7 +186,9 @@ def run(agent_name: str | None, persona: str | None, human: str | None, first: b
         is_new = service.find(scope, name) is None
         agent = service.open(scope, name, persona, human)
         click.echo(f"{'Created' if is_new else 'Continuing with'} agent {agent.name}. /help lists commands.")
-        console = Console(service, c.catalog, int(agent.id or 0), scope, interactive)
+        console = Console(service, c.catalog, int(agent.id or 0), scope, interactive, schedules=c.schedules)
+        c.deliveries.register("local", console.deliver)  # timed events of local agents print here
+        c.start_scheduler()
         if is_new and not first:
             console.service.send(console.agent_id, Incoming("A person has logged in for the first time: greet them.",
                                                             console.speaker, kind="event"), console.show)
@@ -288,6 +292,7 @@ def preset_group(kind: str) -> click.Group:
 
 cli.add_command(preset_group("personas"))
 cli.add_command(preset_group("humans"))
+cli.add_command(serve)
 
 
 # entry point ---------------------------------------------------------------------------------------------
@@ -296,7 +301,10 @@ def main() -> None:
 
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort outside standalone mode
+            click.echo(INTERRUPTED, err=True)
+            sys.exit(130)
         click.echo("Aborted.", err=True)
         sys.exit(1)
     except click.ClickException as exc:
@@ -306,7 +314,7 @@ def main() -> None:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
-        click.echo("\nInterrupted. Nothing half-loaded was kept; run the same command again to finish.", err=True)
+        click.echo("\n" + INTERRUPTED, err=True)
         sys.exit(130)
     except Exception:
         error_id = uuid.uuid4().hex[:8]

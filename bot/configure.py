@@ -6,7 +6,9 @@ from typing import Any
 
 import click
 
-from bot.settings import Settings, write_config
+from bot.settings import DEFAULT_LOCAL_MODEL, DEFAULT_OPENAI_EMBEDDING_MODEL, Settings, write_config
+
+DEFAULT_MODELS = {"local": DEFAULT_LOCAL_MODEL, "openai": DEFAULT_OPENAI_EMBEDDING_MODEL}
 
 
 def run_configure(settings: Settings, values: dict[str, Any], interactive: bool) -> None:
@@ -28,7 +30,11 @@ def ask(settings: Settings) -> dict[str, Any]:
                                           default=settings.database_url)
     values["embedding_provider"] = click.prompt("Select embedding provider", type=click.Choice(["local", "openai"]),
                                                 default=settings.embedding_provider)
-    values["embedding_model"] = click.prompt("Embedding model", default=settings.embedding_model)
+    # A model of the other provider is never a sensible default: switching provider proposes its own default.
+    model_default = settings.embedding_model
+    if values["embedding_provider"] != settings.embedding_provider:
+        model_default = DEFAULT_MODELS[values["embedding_provider"]]
+    values["embedding_model"] = click.prompt("Embedding model", default=model_default)
     values["openai_base_url"] = click.prompt(
         "OpenAI-compatible endpoint (blank for api.openai.com; e.g. http://localhost:11434/v1 for Ollama)",
         default=settings.openai_base_url or "", show_default=False,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
+from datetime import datetime
 from functools import cached_property
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -19,6 +22,11 @@ from agent.loading.loader import Loader
 from agent.loop import TurnRunner
 from agent.service import AgentService
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from agent.schedule.delivery import DeliveryRegistry
+    from agent.schedule.service import ScheduleService
+    from agent.schedule.timer import Timer
 
 LLM_HELP = """No chat model is configured. Set OPENAI_API_KEY (for api.openai.com), or OPENAI_BASE_URL for any
 OpenAI-compatible server, and MEMBOT_LLM_MODEL, for example:
@@ -42,10 +50,12 @@ def make_embedder(settings: Settings) -> Embedder:
 class Container(AbstractContextManager["Container"]):
     """Everything is built lazily on first use, so a command opens only what it needs."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None, model: ChatModel | None = None) -> None:
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, model: ChatModel | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
         self._model = model
+        self._clock = clock  # the schedules' notion of now (tests move it by hand)
 
     @cached_property
     def engine(self) -> Engine:
@@ -98,9 +108,11 @@ class Container(AbstractContextManager["Container"]):
         from agent.context import Budget
         from agent.loop import Limits
         from agent.tools.base import BASE_TOOLS
+        from agent.tools.schedule import SCHEDULE_TOOLS
 
         s = self.settings
-        return TurnRunner(self.model, BASE_TOOLS, Limits(Budget(s.context_window), max_steps=s.max_steps))
+        return TurnRunner(self.model, BASE_TOOLS + SCHEDULE_TOOLS,
+                          Limits(Budget(s.context_window), max_steps=s.max_steps), schedules=self.schedules)
 
     @cached_property
     def agents(self) -> AgentService:
@@ -109,7 +121,40 @@ class Container(AbstractContextManager["Container"]):
         return AgentService(self.engine, lambda: self.runner, self.passages, self.searcher, self.catalog,
                             lambda: self.embedder, Presets(self.settings.home))
 
+    @cached_property
+    def deliveries(self) -> DeliveryRegistry:
+        """Adapters register here how to post a timed event's replies on their platform."""
+        from agent.schedule.delivery import DeliveryRegistry
+
+        return DeliveryRegistry()
+
+    @cached_property
+    def schedules(self) -> ScheduleService:
+        from datetime import timedelta
+
+        from agent.schedule.service import ScheduleLimits, ScheduleService
+        from agent.schedule.timer import Timer, system_clock
+
+        s = self.settings
+        clock = self._clock or system_clock
+        timer = Timer(self.engine, self.deliveries.platforms, clock, s.schedule_poll_seconds)
+        limits = ScheduleLimits(s.schedule_max_per_channel, timedelta(minutes=s.schedule_min_interval_minutes),
+                                timedelta(minutes=s.schedule_grace_minutes), s.timezone)
+        return ScheduleService(self.engine, lambda: self.agents, self.deliveries, timer, limits, clock)
+
+    @property
+    def timer(self) -> Timer:
+        """The APScheduler facade behind the schedules (bound to them)."""
+        return self.schedules.timer
+
+    def start_scheduler(self) -> None:
+        """Run the schedules of each platform with a registered delivery while this process leads it. Register
+        the adapters' deliveries first."""
+        self.timer.start()
+
     def close(self) -> None:
+        if "schedules" in self.__dict__:
+            self.timer.stop()  # no new firings; the turns already queued finish below
         if "agents" in self.__dict__:
             self.agents.close()
         if "passages" in self.__dict__:

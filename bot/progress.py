@@ -11,10 +11,10 @@ from agent.loading.loader import FileOutcome, LoadProgress
 
 
 class RichLoadProgress(LoadProgress):
-    def __init__(self, files: int) -> None:
+    def __init__(self, files: int, console: Console | None = None) -> None:
         self._bar = Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True,
+            console=console or Console(stderr=True), transient=True,
         )
         self._files = self._bar.add_task("files", total=files)
         self._passages: TaskID | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -20,7 +21,8 @@ else:  # pragma: no cover - Python 3.10
 
 DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
-SECRET_FIELDS = frozenset({"openai_api_key"})
+SECRET_FIELDS = frozenset({"openai_api_key", "discord_token", "slack_bot_token", "slack_app_token",
+                           "slack_signing_secret"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,21 @@ class Settings:
     chunk_overlap: int = 20
     max_file_mb: float = 50.0
     search_cache_rows: int = 2_000_000
+    timezone: str = "UTC"  # a channel's time zone for schedules until it sets its own
+    schedule_max_per_channel: int = 25  # active schedules per channel
+    schedule_min_interval_minutes: float = 10.0  # the shortest gap between firings of a repeating schedule
+    schedule_grace_minutes: float = 15.0  # a firing missed while the bot was down still runs if this late at most
+    schedule_poll_seconds: float = 30.0  # how often the scheduler checks leadership and jobs of other processes
+    slack_bot_token: str | None = field(default=None, repr=False)  # xoxb-...
+    slack_app_token: str | None = field(default=None, repr=False)  # xapp-... (Socket Mode)
+    slack_signing_secret: str | None = field(default=None, repr=False)  # HTTP mode
+    slack_mode: str = "socket"  # socket | http
+    slack_host: str = "0.0.0.0"  # HTTP mode: the address to listen on
+    slack_port: int = 3000
+    slack_path: str = "/slack/events"
+    slack_api_url: str = "https://slack.com/api/"  # another for GovSlack, or a fake in tests
+    discord_token: str | None = field(default=None, repr=False)
+    discord_guild_id: str | None = None  # sync slash commands to this server at start (instant)
 
     @property
     def config_path(self) -> Path:
@@ -87,6 +104,21 @@ ENV_NAMES: dict[str, str] = {
     "chunk_overlap": "MEMBOT_CHUNK_OVERLAP",
     "max_file_mb": "MEMBOT_MAX_FILE_MB",
     "search_cache_rows": "MEMBOT_SEARCH_CACHE_ROWS",
+    "timezone": "MEMBOT_TIMEZONE",
+    "schedule_max_per_channel": "MEMBOT_SCHEDULE_MAX_PER_CHANNEL",
+    "schedule_min_interval_minutes": "MEMBOT_SCHEDULE_MIN_INTERVAL_MINUTES",
+    "schedule_grace_minutes": "MEMBOT_SCHEDULE_GRACE_MINUTES",
+    "schedule_poll_seconds": "MEMBOT_SCHEDULE_POLL_SECONDS",
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_app_token": "SLACK_APP_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_mode": "MEMBOT_SLACK_MODE",
+    "slack_host": "MEMBOT_SLACK_HOST",
+    "slack_port": "MEMBOT_SLACK_PORT",
+    "slack_path": "MEMBOT_SLACK_PATH",
+    "slack_api_url": "MEMBOT_SLACK_API_URL",
+    "discord_token": "DISCORD_TOKEN",
+    "discord_guild_id": "DISCORD_GUILD_ID",
 }
 PROVIDERS = ("local", "openai")
 
@@ -99,8 +131,14 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror or exc}.") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}). Fix it or run `membot configure`.") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}). Fix it or run `membot configure`.") from exc
     unknown = sorted(set(data) - set(ENV_NAMES) - {"home"})
     if unknown:
@@ -128,19 +166,7 @@ def _validated(raw: dict[str, Any]) -> Settings:
     kwargs: dict[str, Any] = {}
     types = {f.name: f.type for f in fields(Settings)}
     for name, value in raw.items():
-        kind = types[name]
-        try:
-            if "int" in str(kind) and "|" not in str(kind):
-                value = int(value)
-            elif kind == "float":
-                value = float(value)
-            elif name == "home":
-                value = Path(value).expanduser()
-            elif name == "milvus_uri" and "://" not in str(value):
-                value = str(Path(str(value)).expanduser())
-        except ValueError as exc:
-            raise ConfigError(f"{ENV_NAMES.get(name, name)} must be a number, got {value!r}.") from exc
-        kwargs[name] = value
+        kwargs[name] = _coerce(name, str(types[name]), value)
     settings = Settings(**kwargs)
     if settings.embedding_provider not in PROVIDERS:
         raise ConfigError(
@@ -154,7 +180,76 @@ def _validated(raw: dict[str, Any]) -> Settings:
         raise ConfigError(f"MEMBOT_CONTEXT_WINDOW must be at least 1024 tokens, got {settings.context_window}.")
     if settings.max_steps < 1 or settings.llm_timeout <= 0 or settings.llm_retries < 0:
         raise ConfigError("MEMBOT_MAX_STEPS and MEMBOT_LLM_TIMEOUT must be positive, MEMBOT_LLM_RETRIES >= 0.")
+    _check_schedule_settings(settings)
+    if settings.discord_guild_id is not None and not settings.discord_guild_id.strip().isdigit():
+        raise ConfigError(f"DISCORD_GUILD_ID must be a server id (digits), got {settings.discord_guild_id!r}.")
     return settings
+
+
+def _check_schedule_settings(settings: Settings) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"MEMBOT_TIMEZONE must be an IANA time zone such as Europe/Berlin or UTC, "
+                          f"got {settings.timezone!r}.") from None
+    if settings.schedule_max_per_channel < 1 or settings.schedule_min_interval_minutes <= 0:
+        raise ConfigError("MEMBOT_SCHEDULE_MAX_PER_CHANNEL and MEMBOT_SCHEDULE_MIN_INTERVAL_MINUTES must be positive.")
+    if settings.schedule_grace_minutes < 0 or settings.schedule_poll_seconds <= 0:
+        raise ConfigError("MEMBOT_SCHEDULE_GRACE_MINUTES must be >= 0 and MEMBOT_SCHEDULE_POLL_SECONDS positive.")
+
+
+def _coerce(name: str, kind: str, value: Any) -> Any:
+    """One setting as its field's type; a value of the wrong kind (from the environment, where everything is
+    text, or from config.toml) is a ConfigError naming the setting, never a crash later."""
+    label = ENV_NAMES.get(name, name)
+    if name == "home":
+        return Path(value).expanduser()
+    if value is None and "None" in kind:
+        return None
+    if kind == "int":
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{label} must be a whole number, got {value!r}.")
+    if kind == "float":
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        elif isinstance(value, str):
+            try:
+                number = float(value.strip())
+            except ValueError:
+                raise ConfigError(f"{label} must be a number, got {value!r}.") from None
+        else:
+            raise ConfigError(f"{label} must be a number, got {value!r}.")
+        if not math.isfinite(number):
+            raise ConfigError(f"{label} must be a finite number, got {value!r}.")
+        return number
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)  # an id written as a TOML number, say
+    if not isinstance(value, str):
+        raise ConfigError(f"{label} must be text, got {value!r}.")
+    if name == "milvus_uri" and "://" not in value:
+        return str(Path(value).expanduser())
+    return value
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped, everything else as is."""
+    out = []
+    for ch in value:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch < " " or ch == "\x7f":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def write_config(settings: Settings, values: Mapping[str, Any]) -> Path:
@@ -169,9 +264,18 @@ def write_config(settings: Settings, values: Mapping[str, Any]) -> Path:
     for name in ENV_NAMES:
         if name in merged and name != "home":
             value = merged[name]
-            text = json.dumps(str(value)) if isinstance(value, (str, Path)) else json.dumps(value)
+            text = _toml_string(str(value)) if isinstance(value, (str, Path)) else json.dumps(value)
             lines.append(f"{name} = {text}\n")
-    path.write_text("".join(lines), encoding="utf-8")
-    if "openai_api_key" in merged:
-        path.chmod(0o600)
+    # The file may hold an API key: it is created owner-only (never readable by others, not even for a
+    # moment) and swapped in whole, so a crash never leaves half a config.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("".join(lines))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
 from agent.db.models import Document, Source, SourceBinding, as_utc, utcnow
@@ -60,13 +61,19 @@ class Catalog:
         existing = self.find(scope, name)
         if existing is not None:
             return existing
-        with Session(self.engine) as s:
-            source = Source(scope=scope, name=name, embedding_model=model, embedding_dim=dim,
-                            chunk_tokens=chunk_tokens)
-            s.add(source)
-            s.commit()
-            s.refresh(source)
-            return source
+        try:
+            with Session(self.engine) as s:
+                source = Source(scope=scope, name=name, embedding_model=model, embedding_dim=dim,
+                                chunk_tokens=chunk_tokens)
+                s.add(source)
+                s.commit()
+                s.refresh(source)
+                return source
+        except IntegrityError:  # another load created it in the meantime (two uploads to one new name)
+            existing = self.find(scope, name)
+            if existing is None:
+                raise
+            return existing
 
     def by_id(self, source_id: int) -> Source | None:
         with Session(self.engine) as s:
@@ -147,6 +154,14 @@ class Catalog:
                 s.exec(delete(Document).where(col(Document.id).in_(doc_ids)))
                 s.commit()
 
+    def forget_loading(self, source_id: int, name: str, digest: str) -> None:
+        """Remove this process's unfinished record of a file (when interrupted before it knew the row's id)."""
+        with Session(self.engine) as s:
+            s.exec(delete(Document).where(col(Document.source_id) == source_id, col(Document.file_name) == name,
+                                          col(Document.content_hash) == digest, col(Document.status) == "loading",
+                                          col(Document.owner) == owner_tag()))
+            s.commit()
+
     def abandoned(self) -> list[Document]:
         """Documents whose passages must go: retired versions, and loads whose process is gone."""
         with Session(self.engine) as s:
@@ -154,12 +169,19 @@ class Catalog:
         me = owner_tag()
         return [d for d in rows if d.status == "replaced" or (d.owner != me and _owner_gone(d))]
 
-    def empty_unready_sources(self) -> list[Source]:
-        """Sources whose first load never finished and that hold no document any more."""
+    def empty_unready_sources(self, emptied: set[int]) -> list[Source]:
+        """Sources whose first load never finished and that hold no document any more: those whose abandoned
+        documents were just removed (`emptied`), and any left for longer than STALE_AFTER.
+
+        A brand-new source also has no document while its first file is read and chunked, so an empty source
+        is not taken for abandoned on that alone.
+        """
         with Session(self.engine) as s:
             busy = select(Document.source_id).distinct()
-            return list(s.exec(select(Source).where(Source.ready == False,  # noqa: E712
-                                                    col(Source.id).not_in(busy))).all())
+            empty = s.exec(select(Source).where(Source.ready == False,  # noqa: E712
+                                                col(Source.id).not_in(busy))).all()
+        now = utcnow()
+        return [src for src in empty if src.id in emptied or now - as_utc(src.created_at) > STALE_AFTER]
 
 
 def _owner_gone(doc: Document) -> bool:

@@ -30,7 +30,9 @@ class CollectionIndex:
         return len(self.data.ids)
 
     def current(self, revision: Hashable, visible: Set[int] | None) -> bool:
-        return self.revision == revision and self.visible == (None if visible is None else frozenset(visible))
+        if self.revision != revision or (self.visible is None) != (visible is None):
+            return False
+        return visible is None or self.visible == visible
 
     @classmethod
     def build(cls, revision: Hashable, data: CollectionData, visible: Set[int] | None) -> CollectionIndex:

@@ -21,6 +21,16 @@ import numpy as np
 from agent.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class _NoMvccWarning(logging.Filter):
+    """pymilvus warns on every read of Milvus Lite, which has no MVCC timestamps; it is noise on a terminal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "failed to get mvccTs" not in record.getMessage()
+
+
+logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_NoMvccWarning())
 TEXT_MAX = 65_535
 FETCH_BATCH = 4_000
 OUTPUT_FIELDS = ["id", "vector", "text", "document_id", "file_name", "page", "chunk_index", "inserted_at"]
@@ -133,7 +143,11 @@ class PassageStore:
         index = client.prepare_index_params()
         # FLAT: exact; HNSW under a selective filter lost most hits in our measurements.
         index.add_index("vector", index_type="FLAT", metric_type="COSINE")
-        client.create_collection(collection, schema=schema, index_params=index, consistency_level=CONSISTENCY)
+        client.create_collection(collection, schema=schema, consistency_level=CONSISTENCY)
+        # sync=False: pymilvus would otherwise poll the (empty, instantly built) index for 0.5 s per collection.
+        client.create_index(collection, index, sync=False)
+        # Another process may have dropped an earlier collection of this name that we had loaded.
+        self._loaded.discard(collection)
         self._ensure_loaded(collection)
 
     def insert(self, collection: str, rows: Iterable[PassageRow]) -> int:

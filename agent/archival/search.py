@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ class SearchTarget:
     generation: str = ""  # tells apart two sources that reuse one id (SQLite reuses a deleted row's id)
 
 
-@dataclass(frozen=True)
+@dataclass  # not frozen: a frozen dataclass takes several times longer to build, and a search builds k of them
 class Hit:
     text: str
     score: float
@@ -96,12 +97,12 @@ class Searcher:
         similarity = _similarity(embedder, indexes, query) if embedder is not None else None
         keyword = np.concatenate(bm25_scores([ix.keywords for ix in indexes], query)) if mode != "dense" else None
         score, relevant = _fuse(similarity, keyword, mode)
-        candidates = np.flatnonzero(relevant)
-        total = len(candidates)
+        candidates = None if relevant is None else np.flatnonzero(relevant)
+        total = len(score) if candidates is None else len(candidates)
         pages = math.ceil(total / k)
         wanted = min(page * k, total)
         rows = _top(candidates, score, wanted)[(page - 1) * k : page * k]
-        hits = [_hit(indexes, targets, int(r), score, similarity, keyword) for r in rows]
+        hits = _hits(indexes, targets, rows, score, similarity, keyword)
         return SearchPage(query, hits, total, page, pages, k, mode, searched)
 
     def _checked_embedder(self, targets: Sequence[SearchTarget]) -> Embedder:
@@ -128,10 +129,12 @@ def _similarity(embedder: Embedder, indexes: list[CollectionIndex], query: str) 
     return np.concatenate([ix.data.vectors @ q for ix in indexes])
 
 
-def _fuse(similarity: np.ndarray | None, keyword: np.ndarray | None, mode: str) -> tuple[np.ndarray, np.ndarray]:
+def _fuse(similarity: np.ndarray | None, keyword: np.ndarray | None, mode: str
+          ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The score of every row, and which rows count as results (None: all of them)."""
     if mode == "dense":
         assert similarity is not None
-        return similarity, np.ones(len(similarity), dtype=bool)
+        return similarity, None
     assert keyword is not None
     kw_top = float(keyword.max()) if len(keyword) else 0.0
     kw_norm = keyword / kw_top if kw_top > 0 else keyword
@@ -145,21 +148,24 @@ def _fuse(similarity: np.ndarray | None, keyword: np.ndarray | None, mode: str) 
     return weight * sim_norm + (1 - weight) * kw_norm, (similarity >= MIN_SIMILARITY) | (keyword > 0)
 
 
-def _top(candidates: np.ndarray, score: np.ndarray, wanted: int) -> np.ndarray:
-    """The `wanted` best candidates in order, without sorting all of them.
+def _top(candidates: np.ndarray | None, score: np.ndarray, wanted: int) -> np.ndarray:
+    """The rows of the `wanted` best candidates (None: every row) in order, without sorting all of them.
 
     Equal scores are ordered by row, so every page of a query is cut from one and the same ranking.
     """
+    cand = score if candidates is None else score[candidates]
     if wanted == 0:
-        return candidates[:0]
-    cand = score[candidates]
+        return np.zeros(0, dtype=np.int64)
     if wanted < len(cand):
-        kth = np.partition(cand, len(cand) - wanted)[len(cand) - wanted]  # the wanted-th best score
-        keep = np.flatnonzero(cand >= kth)  # every tie with it too, so which ones make the cut is not arbitrary
+        part = np.argpartition(cand, len(cand) - wanted)[len(cand) - wanted :]
+        kth = cand[part].min()
+        if np.count_nonzero(cand >= kth) > wanted:
+            # Ties at the cut: which of them argpartition kept is arbitrary, so take them all and cut by row.
+            part = np.flatnonzero(cand >= kth)
     else:
-        keep = np.arange(len(cand))
-    order = np.lexsort((candidates[keep], -cand[keep]))[:wanted]
-    return candidates[keep[order]]
+        part = np.arange(len(cand))
+    chosen = part[np.lexsort((part, -cand[part]))[:wanted]]
+    return chosen if candidates is None else candidates[chosen]
 
 
 def _non_empty(indexes: list[CollectionIndex], targets: Sequence[SearchTarget]
@@ -168,20 +174,30 @@ def _non_empty(indexes: list[CollectionIndex], targets: Sequence[SearchTarget]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def _hit(indexes: list[CollectionIndex], targets: Sequence[SearchTarget], row: int, score: np.ndarray,
-         similarity: np.ndarray | None, keyword: np.ndarray | None) -> Hit:
-    offset = 0
-    for ix, target in zip(indexes, targets):
-        if row < offset + ix.size:
-            i = row - offset
-            d = ix.data
-            return Hit(
-                text=d.texts[i], score=float(score[row]),
-                similarity=float(similarity[row]) if similarity is not None else 0.0,
-                keyword=float(keyword[row]) if keyword is not None else 0.0,
-                label=target.label, file_name=d.file_names[i], page=int(d.pages[i]),
-                chunk_index=int(d.chunk_indexes[i]), passage_id=int(d.ids[i]),
-                inserted_at=datetime.fromtimestamp(int(d.inserted_at[i]) / 1000, tz=timezone.utc),
-            )
-        offset += ix.size
-    raise IndexError(row)
+def _hits(indexes: list[CollectionIndex], targets: Sequence[SearchTarget], rows: np.ndarray, score: np.ndarray,
+          similarity: np.ndarray | None, keyword: np.ndarray | None) -> list[Hit]:
+    """Hits for rows of the concatenation of `indexes` (the array work once for all rows, not per hit)."""
+    if not len(rows):
+        return []
+    starts = np.cumsum([0] + [ix.size for ix in indexes])
+    which = np.searchsorted(starts, rows, side="right") - 1  # the index holding each row
+    local = (rows - starts[which]).tolist()
+    scores = score[rows].tolist()
+    sims = similarity[rows].tolist() if similarity is not None else [0.0] * len(rows)
+    kws = keyword[rows].tolist() if keyword is not None else [0.0] * len(rows)
+    hits = []
+    for j, (n, i) in enumerate(zip(which.tolist(), local)):
+        d = indexes[n].data
+        hits.append(Hit(
+            text=d.texts[i], score=scores[j], similarity=sims[j], keyword=kws[j], label=targets[n].label,
+            file_name=d.file_names[i], page=int(d.pages[i]), chunk_index=int(d.chunk_indexes[i]),
+            passage_id=int(d.ids[i]),
+            inserted_at=_moment(int(d.inserted_at[i])),
+        ))
+    return hits
+
+
+@functools.lru_cache(maxsize=4096)
+def _moment(epoch_ms: int) -> datetime:
+    # Every passage of one load shares its time stamp, and building a datetime costs more than the rest of a hit.
+    return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlmodel import Session, col, select
+
 from agent.archival.catalog import Catalog, SourceSummary
 from agent.archival.milvus_store import PassageStore
 from agent.archival.search import Searcher, SearchPage, SearchTarget
 from agent.db.models import Document, Source
+from agent.errors import NotFound
 
 
 class Sources:
@@ -34,13 +37,36 @@ class Sources:
         self.catalog.delete_source(int(source.id or 0))
         return summary
 
-    def target(self, source: Source) -> SearchTarget:
+    def target(self, source: Source, ready: set[int] | None = None) -> SearchTarget:
+        """What to search for `source`: its collection, revision and the documents fully loaded (read from SQL
+        unless given)."""
         sid = int(source.id or 0)
+        if ready is None:
+            ready = self.catalog.ready_document_ids(sid)
         return SearchTarget(self.store.source_collection(sid), source.revision, source.name,
-                            source.embedding_model, source.embedding_dim, self.catalog.ready_document_ids(sid),
+                            source.embedding_model, source.embedding_dim, ready,
                             generation=f"{sid}@{source.created_at.isoformat()}")
+
+    def targets(self, scope: str, names: Sequence[str]) -> list[SearchTarget]:
+        """Targets for several sources by name, in two SQL queries (one session) whatever their number: this runs
+        on every search, where one session per source cost more than the search itself."""
+        wanted = list(dict.fromkeys(names))
+        with Session(self.catalog.engine) as s:
+            found = {src.name: src for src in s.exec(
+                select(Source).where(Source.scope == scope, col(Source.name).in_(wanted),
+                                     Source.ready == True))}  # noqa: E712
+            missing = [n for n in wanted if n not in found]
+            ids = [int(found[n].id or 0) for n in wanted if n in found]
+            ready: dict[int, set[int]] = {i: set() for i in ids}
+            if ids and not missing:
+                rows = s.exec(select(Document.id, Document.source_id)
+                              .where(col(Document.source_id).in_(ids), Document.status == "ready"))
+                for doc_id, source_id in rows:
+                    ready[int(source_id)].add(int(doc_id or 0))
+        if missing:
+            raise NotFound(self.catalog.unknown_source_message(scope, missing[0]))
+        return [self.target(found[n], ready[int(found[n].id or 0)]) for n in wanted]
 
     def search(self, scope: str, names: Sequence[str], query: str, k: int = 5, page: int = 1,
                mode: str = "hybrid") -> SearchPage:
-        targets = [self.target(self.catalog.get(scope, n)) for n in dict.fromkeys(names)]
-        return self.searcher.search(targets, query, k=k, page=page, mode=mode)
+        return self.searcher.search(self.targets(scope, names), query, k=k, page=page, mode=mode)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,15 +22,42 @@ class InputFile:
 
     @classmethod
     def from_path(cls, path: Path, name: str | None = None) -> InputFile:
+        """A file on disk. A path that cannot be read (a directory, a FIFO, a broken link) still becomes an
+        InputFile whose read fails, so the loader reports it by name and loads the others."""
+        name = name or path.name
         try:
-            size = path.stat().st_size
-        except OSError:
-            size = None
-        return cls(name or path.name, path.read_bytes, size)
+            info = path.stat()
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+            if path.is_symlink():
+                why = f"a broken symbolic link to {os.readlink(path)}"
+            return cls(name, _fails(OSError(exc.errno, why)))
+        if stat.S_ISDIR(info.st_mode):
+            return cls(name, _fails(IsADirectoryError(errno.EISDIR, "it is a directory (load one with --input-dir)")))
+        if not stat.S_ISREG(info.st_mode):  # reading a FIFO or a device could block or never end
+            return cls(name, _fails(OSError(errno.EINVAL, f"not a regular file ({_kind(info.st_mode)})")))
+        return cls(name, path.read_bytes, info.st_size)
 
     @classmethod
     def from_bytes(cls, name: str, data: bytes) -> InputFile:
         return cls(name, lambda: data, len(data))
+
+
+def _fails(error: OSError) -> Callable[[], bytes]:
+    def read() -> bytes:
+        raise error
+
+    return read
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a file"
 
 
 def collect_files(input_files: Sequence[str], input_dir: str | None, recursive: bool,
@@ -39,7 +69,7 @@ def collect_files(input_files: Sequence[str], input_dir: str | None, recursive: 
         files = []
         for raw in input_files:
             path = Path(raw).expanduser()
-            if not path.is_file():
+            if not path.exists() and not path.is_symlink():
                 raise UserError(f"{raw}: no such file.")
             files.append(InputFile.from_path(path))
         names = [f.name for f in files]

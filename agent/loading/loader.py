@@ -10,7 +10,7 @@ from pathlib import Path
 
 from agent.archival.catalog import Catalog
 from agent.archival.milvus_store import PassageRow, PassageStore, now_ms, passage_id
-from agent.db.models import Document, Source
+from agent.db.models import Source
 from agent.embeddings.base import Embedder
 from agent.errors import EmbeddingMismatch, FileRejected
 from agent.loading.chunker import chunk_pages
@@ -92,12 +92,18 @@ class Loader:
         return report
 
     def recover(self) -> None:
-        """Remove what interrupted loads left: passages of unfinished or retired documents, empty sources."""
+        """Remove what interrupted loads left: passages of unfinished or retired documents, empty sources.
+
+        A load records its document (with its host:pid) before it embeds, so a new source that another load of
+        this or another process is still filling always has a document and is left alone.
+        """
+        emptied: set[int] = set()
         for doc in self.catalog.abandoned():
             self.store.delete_documents(self.store.source_collection(doc.source_id), [int(doc.id or 0)])
             self.catalog.forget_documents([int(doc.id or 0)])
+            emptied.add(doc.source_id)
             log.info("removed the passages of an interrupted or replaced load of %s", doc.file_name)
-        for source in self.catalog.empty_unready_sources():
+        for source in self.catalog.empty_unready_sources(emptied):
             self.store.drop(self.store.source_collection(int(source.id or 0)))
             self.catalog.delete_source(int(source.id or 0))
 
@@ -116,8 +122,9 @@ class Loader:
         return source
 
     def _drop_if_never_ready(self, source: Source) -> None:
+        """A new source none of whose files loaded is removed, unless another load is still filling it."""
         fresh = self.catalog.by_id(int(source.id or 0))
-        if fresh is not None and not fresh.ready:
+        if fresh is not None and not fresh.ready and not self.catalog.documents(int(source.id or 0), "loading"):
             self.store.drop(self.store.source_collection(int(source.id or 0)))
             self.catalog.delete_source(int(source.id or 0))
 
@@ -143,33 +150,40 @@ class Loader:
         if not chunks:
             hint = " (a scanned PDF needs OCR first)" if numbered else ""
             raise FileRejected(f"no text could be extracted{hint}")
-        progress.file_started(file.name, len(chunks))
-        vectors = self.embedder.embed([c.text for c in chunks], progress.advanced)
-        doc = self.catalog.begin_document(int(source.id or 0), file.name, digest, len(data), len(pages),
-                                          len(chunks))
-        collection = self.store.source_collection(int(source.id or 0))
-        stamp = now_ms()
-        rows = [PassageRow(passage_id(int(doc.id or 0), c.index), v, c.text, int(doc.id or 0), file.name, c.page,
-                           c.index, stamp, source_id=int(source.id or 0)) for c, v in zip(chunks, vectors)]
-        retired = self._store_atomically(doc, collection, rows)
-        status = "replaced" if retired else "loaded"
-        return FileOutcome(file.name, status, len(chunks), len(pages))
-
-    def _store_atomically(self, doc: Document, collection: str, rows: list[PassageRow]) -> list[int]:
-        doc_id = int(doc.id or 0)
+        source_id = int(source.id or 0)
+        collection = self.store.source_collection(source_id)
+        doc_id: int | None = None
         try:
+            # Recorded before the slow part, so a crash at any point leaves a row that says whose load it was.
+            doc_id = int(self.catalog.begin_document(source_id, file.name, digest, len(data), len(pages),
+                                                     len(chunks)).id or 0)
+            progress.file_started(file.name, len(chunks))
+            vectors = self.embedder.embed([c.text for c in chunks], progress.advanced)
+            stamp = now_ms()
+            rows = [PassageRow(passage_id(doc_id, c.index), v, c.text, doc_id, file.name, c.page, c.index, stamp,
+                               source_id=int(source.id or 0)) for c, v in zip(chunks, vectors)]
             self.store.ensure(collection, self.embedder.dim)
             self.store.insert(collection, rows)
-            retired = self.catalog.commit_document(doc_id, doc.source_id)
+            retired = self.catalog.commit_document(doc_id, source_id)
         except BaseException:
-            # Ctrl-C or a store error mid-write: take back what was written, then let it propagate.
-            self.store.delete_documents(collection, [doc_id])
-            self.catalog.forget_documents([doc_id])
+            # Ctrl-C, an embedding or a store error mid-way: take back what was written, then let it propagate.
+            if doc_id is None:  # interrupted while its row was recorded: the row may exist, no passage does
+                self.catalog.forget_loading(source_id, file.name, digest)
+            else:
+                self._take_back(collection, doc_id)
             raise
         if retired:
             self.store.delete_documents(collection, retired)
             self.catalog.forget_documents(retired)
-        return retired
+        return FileOutcome(file.name, "replaced" if retired else "loaded", len(chunks), len(pages))
+
+    def _take_back(self, collection: str, doc_id: int) -> None:
+        try:
+            self.store.delete_documents(collection, [doc_id])
+        except Exception:  # the store is what failed: the row stays "loading", and the next load removes it
+            log.warning("could not remove the passages of an unfinished load yet", exc_info=True)
+            return
+        self.catalog.forget_documents([doc_id])
 
     def _read(self, file: InputFile) -> bytes:
         if file.size is not None and file.size > self.max_bytes:
@@ -186,4 +200,12 @@ class Loader:
 
 
 def _too_large(size: int, limit: int) -> str:
-    return f"too large: {size / 1e6:.1f} MB (the limit is {limit / 1e6:.0f} MB; set MEMBOT_MAX_FILE_MB to change it)"
+    shown, most = _mb(size), _mb(limit)
+    if shown == most:  # just over the limit: megabytes would read as equal
+        shown, most = f"{size:,} bytes", f"{limit:,} bytes"
+    return f"too large: {shown} (the limit is {most}; set MEMBOT_MAX_FILE_MB to change it)"
+
+
+def _mb(size: int) -> str:
+    mb = size / 1e6
+    return f"{mb:.1f} MB" if mb >= 100 else f"{mb:.4g} MB"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 from collections.abc import Callable
@@ -34,15 +35,32 @@ def read_pdf(data: bytes) -> list[str]:
         raise FileRejected(f"corrupt or unreadable PDF ({exc.__class__.__name__}: {exc})") from exc
 
 
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
 def read_text(data: bytes) -> list[str]:
+    """UTF-8, or UTF-16/32 with a byte-order mark (as Windows editors save "Unicode"), else Windows-1252.
+
+    Text without a mark is never guessed to be UTF-16: nearly any even-length bytes decode as UTF-16, so a
+    Latin-1 file would turn into CJK gibberish.
+    """
+    for bom, encoding in _BOMS:  # UTF-32 LE first: its mark starts with the UTF-16 LE one
+        if data.startswith(bom):
+            try:
+                return [data.decode(encoding)]
+            except UnicodeDecodeError as exc:
+                raise FileRejected(f"not valid {encoding.upper()} text ({exc.reason})") from exc
     if b"\x00" in data[:8192]:
         raise FileRejected("binary data, not text")
-    for encoding in ("utf-8-sig", "utf-16"):
-        try:
-            return [data.decode(encoding)]
-        except UnicodeDecodeError:
-            continue
-    return [data.decode("latin-1")]
+    try:
+        return [data.decode("utf-8-sig")]
+    except UnicodeDecodeError:
+        pass
+    try:
+        return [data.decode("cp1252")]
+    except UnicodeDecodeError:  # the five bytes cp1252 leaves undefined
+        return [data.decode("latin-1")]
 
 
 def read_docx(data: bytes) -> list[str]:

@@ -70,7 +70,8 @@ class ArchivalMemory:
     def targets(self, source: str | None = None) -> list[SearchTarget]:
         sources = attached_sources(self.session, int(self.agent.id or 0))
         own = SearchTarget(self.collection, self.agent.archival_revision, OWN, self.agent.embedding_model,
-                           self.agent.embedding_dim, None)
+                           self.agent.embedding_dim, None,
+                           generation=f"agent{self.agent.id}@{self.agent.created_at.isoformat()}")
         if source is None:
             return [own] + [self._target(s) for s in sources]
         if source.lower() in (OWN, "memory", "own"):
@@ -92,8 +93,11 @@ class ArchivalMemory:
 
     def _target(self, source: Source) -> SearchTarget:
         sid = int(source.id or 0)
+        # The generation, as in Sources.target: a source deleted and loaded again by another process may reuse
+        # the id and the revision, and this process's search cache must not serve the old passages.
         return SearchTarget(self.store.source_collection(sid), source.revision, source.name,
-                            source.embedding_model, source.embedding_dim, self.catalog.ready_document_ids(sid))
+                            source.embedding_model, source.embedding_dim, self.catalog.ready_document_ids(sid),
+                            generation=f"{sid}@{source.created_at.isoformat()}")
 
     def _check_model(self, embedder: Embedder) -> None:
         if not self.agent.embedding_model:

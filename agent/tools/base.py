@@ -44,7 +44,7 @@ def core_memory_replace(ctx: ToolContext, name: str, old_content: str, new_conte
     return ctx.core.replace(name, old_content, new_content, ctx.speaker)
 
 
-@tool()
+@tool(paged=True)
 def conversation_search(ctx: ToolContext, query: str, page: int = 1) -> str:
     """Search every past message (recall memory) for text, newest context included.
 
@@ -55,7 +55,7 @@ def conversation_search(ctx: ToolContext, query: str, page: int = 1) -> str:
     return recall.search_text(ctx.session, int(ctx.agent.id or 0), query, page)
 
 
-@tool()
+@tool(paged=True)
 def conversation_search_date(ctx: ToolContext, start_date: str, end_date: str, page: int = 1) -> str:
     """List past messages between two dates, inclusive.
 
@@ -77,7 +77,7 @@ def archival_memory_insert(ctx: ToolContext, content: str) -> str:
     return ctx.archival.insert(content)
 
 
-@tool()
+@tool(paged=True)
 def archival_memory_search(ctx: ToolContext, query: str, page: int = 1, source: str | None = None) -> str:
     """Search archival memory: your saved notes and every attached source. Results cite source, file and page.
 

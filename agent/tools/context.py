@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
 from agent.db.models import Agent
 from agent.memory.archival import ArchivalMemory
 from agent.memory.core import CoreMemory, Speaker
+
+if TYPE_CHECKING:
+    from agent.schedule.service import ScheduleService
 
 
 @dataclass
@@ -19,3 +23,5 @@ class ToolContext:
     archival: ArchivalMemory
     speaker: Speaker | None
     sent: list[str] = field(default_factory=list)
+    thread: str = ""  # the thread the input came from; the agent's scope and name give its channel
+    schedules: ScheduleService | None = None  # timed events; None where scheduling is off

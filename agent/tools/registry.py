@@ -33,6 +33,7 @@ class Tool:
     fn: Callable[..., str]
     schema: dict[str, Any]
     chains: bool  # takes request_heartbeat (every tool but send_message)
+    paged: bool = False  # a search that pages its results, so its output is not cut at the usual limit
 
     def call(self, ctx: Any, arguments: dict[str, Any]) -> str:
         params = self.schema["function"]["parameters"]
@@ -49,9 +50,9 @@ class Tool:
         return self.fn(ctx, **args)
 
 
-def tool(chains: bool = True) -> Callable[[Callable[..., str]], Tool]:
+def tool(chains: bool = True, paged: bool = False) -> Callable[[Callable[..., str]], Tool]:
     def wrap(fn: Callable[..., str]) -> Tool:
-        return Tool(fn.__name__, fn, schema_for(fn, chains), chains)
+        return Tool(fn.__name__, fn, schema_for(fn, chains), chains, paged)
 
     return wrap
 
@@ -74,6 +75,14 @@ def schema_for(fn: Callable[..., str], chains: bool) -> dict[str, Any]:
         "name": fn.__name__, "description": description,
         "parameters": {"type": "object", "properties": properties, "required": required},
     }}
+
+
+def heartbeat_requested(arguments: dict[str, Any]) -> bool:
+    """request_heartbeat as the model meant it: some models send the string "false", which is truthy."""
+    value = arguments.get(HEARTBEAT_ARG)
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    return bool(value)
 
 
 def by_name(tools: Iterable[Tool]) -> dict[str, Tool]:

@@ -1,0 +1,60 @@
+"""Slash commands: /attach (with autocomplete), /detach, /sources and /memory. Each defers at once (Discord
+wants an answer within 3 seconds), runs the ChatCore call in a worker thread, then follows up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import discord
+from discord import app_commands
+
+from adapters.discord.format import NO_PINGS, pieces
+from adapters.discord.replies import error_text
+from adapters.discord.tracking import Inflight
+from adapters.discord.where import channel_for
+from agent.chat import Channel, ChatCore
+
+MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
+CHOICE_LIMIT = 100
+
+
+def channel_of(interaction: discord.Interaction) -> Channel:
+    return channel_for(interaction.channel, interaction.guild_id, interaction.user.id)[0]
+
+
+def register_commands(tree: app_commands.CommandTree[discord.Client], core: ChatCore, inflight: Inflight) -> None:
+    async def answer(interaction: discord.Interaction, work: Callable[[Channel], str], ephemeral: bool = False) -> None:
+        async with inflight:
+            await interaction.response.defer(ephemeral=ephemeral, thinking=True)
+            try:
+                text = await asyncio.to_thread(work, channel_of(interaction))
+            except Exception as exc:
+                text = error_text(exc)
+            for piece in pieces(text):
+                await interaction.followup.send(piece, ephemeral=ephemeral, allowed_mentions=NO_PINGS)
+
+    async def source_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        names = await asyncio.to_thread(core.source_names, channel_of(interaction).scope, current)
+        fitting = [n for n in names if len(n) <= CHOICE_LIMIT]
+        return [app_commands.Choice(name=n, value=n) for n in fitting[:MAX_CHOICES]]
+
+    @tree.command(name="attach", description="Attach one of this server's data sources to this channel's agent")
+    @app_commands.describe(source="A data source loaded in this server")
+    @app_commands.autocomplete(source=source_choices)
+    async def attach(interaction: discord.Interaction, source: str) -> None:
+        await answer(interaction, lambda channel: core.attach(channel, source))
+
+    @tree.command(name="detach", description="Detach a data source from this channel's agent")
+    @app_commands.describe(source="An attached data source")
+    @app_commands.autocomplete(source=source_choices)
+    async def detach(interaction: discord.Interaction, source: str) -> None:
+        await answer(interaction, lambda channel: core.detach(channel, source))
+
+    @tree.command(name="sources", description="This server's data sources, and which this channel's agent uses")
+    async def sources(interaction: discord.Interaction) -> None:
+        await answer(interaction, core.sources_text, ephemeral=True)
+
+    @tree.command(name="memory", description="What this channel's agent remembers (only you see it)")
+    async def memory(interaction: discord.Interaction) -> None:
+        await answer(interaction, core.memory_text, ephemeral=True)

@@ -1,0 +1,94 @@
+"""A person's message to the bot, from event to reply: where to answer (a thread, opened if needed), files to
+load, the agent's turn with a typing indicator, and the replies posted in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+
+from adapters.discord.format import thread_name
+from adapters.discord.replies import error_text, send_text
+from adapters.discord.tracking import Recent
+from adapters.discord.uploads import DM_UPLOADS, load_attachments
+from adapters.discord.where import channel_for, mentions_bot, prompt_text, speaker_for
+from agent.chat import Channel, ChatCore
+
+log = logging.getLogger(__name__)
+HANDLED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+EMPTY_MENTION = "I'm here. Ask me something after the mention, or attach a file for me to read."
+
+
+class Conversations:
+    def __init__(self, client: discord.Client, core: ChatCore, max_file_bytes: int) -> None:
+        self.client = client
+        self.core = core
+        self.max_file_bytes = max_file_bytes
+        self.answered = Recent(50_000)  # threads this bot has answered in: followed without a new mention
+
+    async def handle(self, message: discord.Message) -> None:
+        me = self.client.user
+        if me is None or message.type not in HANDLED_TYPES:
+            return
+        place = await self._place(message)
+        guild_id = message.guild.id if message.guild else None
+        if not (guild_id is None or mentions_bot(message, me.id) or self._follows(place, me.id)):
+            return
+        text = prompt_text(message, me.id)
+        channel, thread = channel_for(place, guild_id, message.author.id)
+        target = place
+        if guild_id is not None and not isinstance(place, discord.Thread):
+            target = await self._open_thread(message, text)
+            thread = str(target.id) if isinstance(target, discord.Thread) else ""
+        if isinstance(target, discord.Thread):
+            self.answered.add(target.id)
+        try:
+            await self._answer(message, channel, thread, text, target)
+        except Exception as exc:
+            await send_text(target, error_text(exc), f"{message.id}:error")
+
+    async def _answer(self, message: discord.Message, channel: Channel, thread: str, text: str,
+                      target: discord.abc.Messageable) -> None:
+        if message.attachments:
+            if channel.private_to:
+                await send_text(target, DM_UPLOADS, f"{message.id}:files")
+            else:
+                async with target.typing():
+                    reports = await load_attachments(self.core, channel, message.attachments, self.max_file_bytes)
+                await send_text(target, "\n".join(reports), f"{message.id}:files")
+        if not text:
+            if not message.attachments:
+                await send_text(target, EMPTY_MENTION, f"{message.id}:empty")
+            return
+        # Queued before any await, so one channel's turns run in the order its messages arrived.
+        future = self.core.submit(channel, speaker_for(message.author), text, thread)
+        async with target.typing():
+            result = await asyncio.wrap_future(future)
+        for n, reply in enumerate(result.replies):
+            await send_text(target, reply, f"{message.id}:reply{n}")
+        if result.notice:
+            await send_text(target, result.notice, f"{message.id}:notice")
+
+    async def _place(self, message: discord.Message) -> discord.abc.Messageable:
+        """The message's channel; a guild thread missing from the cache (e.g. after a restart) is fetched."""
+        place = message.channel
+        if message.guild is not None and isinstance(place, discord.PartialMessageable):
+            try:
+                fetched = await self.client.fetch_channel(place.id)
+            except discord.HTTPException:
+                return place
+            if isinstance(fetched, discord.abc.Messageable):
+                return fetched
+        return place
+
+    def _follows(self, place: object, me: int) -> bool:
+        return isinstance(place, discord.Thread) and (place.owner_id == me or place.id in self.answered)
+
+    async def _open_thread(self, message: discord.Message, text: str) -> discord.abc.Messageable:
+        """A thread on the mentioning message for the answer; the channel itself if one cannot be opened."""
+        try:
+            return await message.create_thread(name=thread_name(text, f"{message.author.display_name} and me"))
+        except (discord.HTTPException, ValueError) as exc:
+            log.warning("could not open a thread in channel %s: %s", message.channel.id, exc)
+            return message.channel

@@ -1,0 +1,33 @@
+"""Discord's message limits in one place: 2,000-character pieces and mentions that never ping."""
+
+from __future__ import annotations
+
+import re
+
+import discord
+
+from adapters.text import split_message
+
+MESSAGE_LIMIT = 2000
+THREAD_NAME_LIMIT = 100
+NO_PINGS = discord.AllowedMentions.none()
+
+# @everyone, @here, and <@id> / <@!id> / <@&id> mentions: a zero-width space after "@" stops them rendering
+# as mentions even if a client ignored allowed_mentions.
+_MENTION = re.compile(r"@(everyone|here|[!&]?[0-9]{15,21}>)")
+
+
+def defuse(text: str) -> str:
+    return _MENTION.sub("@\u200b\\1", text)
+
+
+def pieces(text: str) -> list[str]:
+    """A reply as Discord messages, in order: mentions defused, split without breaking code blocks."""
+    return split_message(defuse(text), MESSAGE_LIMIT)
+
+
+def thread_name(text: str, fallback: str) -> str:
+    """A thread title from the first line of the question that opened it."""
+    first = " ".join(text.split("\n", 1)[0].split())
+    name = first or fallback
+    return name if len(name) <= THREAD_NAME_LIMIT else name[:THREAD_NAME_LIMIT - 1].rstrip() + "…"

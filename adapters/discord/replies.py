@@ -1,0 +1,35 @@
+"""Posting text to Discord: in order, in pieces, without pings, and never twice for one answer."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+
+import discord
+
+from adapters.discord.format import NO_PINGS, pieces
+from agent.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def nonce(key: str) -> str:
+    """A per-piece nonce (at most 25 characters). Sent with enforce_nonce, Discord answers a repeated request
+    with the message it already created, so a retried request never posts a piece twice."""
+    return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+
+
+async def send_text(target: discord.abc.Messageable, text: str, key: str) -> list[discord.Message]:
+    """Post `text` to a channel, thread or DM as one or more messages; `key` names this answer uniquely."""
+    return [await target.send(piece, allowed_mentions=NO_PINGS, nonce=nonce(f"{key}:{n}"))
+            for n, piece in enumerate(pieces(text))]
+
+
+def error_text(exc: BaseException) -> str:
+    """What a person sees for a failure: a UserError's own text; anything else is logged under an error id."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    error_id = uuid.uuid4().hex[:8]
+    log.error("error id %s", error_id, exc_info=exc)
+    return f"Sorry, something went wrong on my side (error id {error_id}). The details are in the bot's log."

@@ -1,0 +1,71 @@
+"""The Bolt app: Slack events, slash commands and picker actions translated into SlackBot calls. Every listener
+only schedules work and returns, so Slack gets its ack at once."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from slack_bolt import Ack, App, BoltContext, Respond
+from slack_sdk import WebClient
+
+from adapters.slack.bot import SlackBot
+from adapters.slack.commands import COMMANDS, PICK_ACTION, picked, run_command
+from adapters.slack.messages import channel_for, parse_message
+from adapters.slack.replies import apology
+
+
+def build_app(bot: SlackBot, client: WebClient, signing_secret: str = "") -> App:
+    """A Bolt app on `client` (token and base URL). Without a signing secret it serves Socket Mode only: a random
+    secret makes every HTTP request fail its signature check.
+
+    Listeners run before the ack is sent (process_before_response) but only queue work, so events reach each
+    channel's lane in the order Slack delivered them."""
+    app = App(client=client, signing_secret=signing_secret or secrets.token_hex(32), process_before_response=True,
+              name="membot", token_verification_enabled=False)
+    register(app, bot)
+    return app
+
+
+def _team(body: dict[str, Any], context: BoltContext) -> str:
+    return str(context.team_id or body.get("team_id") or (body.get("team") or {}).get("id")
+               or context.enterprise_id or "")
+
+
+def register(app: App, bot: SlackBot) -> None:
+    max_mb = bot.max_file_bytes / 1e6
+
+    def on_message(body: dict[str, Any], event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+        if not bot.first_delivery(body):
+            return
+        msg = parse_message(event, _team(body, context), context.bot_user_id or "")
+        if msg is not None:
+            bot.message(client, msg, context.bot_user_id or "")
+
+    def on_file_shared(body: dict[str, Any], event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+        if bot.first_delivery(body) and event.get("channel_id") and event.get("file_id"):
+            bot.file_shared(client, _team(body, context), event["channel_id"], event.get("user_id") or "",
+                            event["file_id"])
+
+    def on_command(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+        ack()
+        place = channel_for(_team(command, context), command["channel_id"], command["user_id"])
+        bot.respond_later(respond, lambda: run_command(bot.core, command["command"], command.get("text") or "",
+                                                       place, max_mb))
+
+    def on_pick(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond,
+                context: BoltContext) -> None:
+        ack()
+        place = channel_for(_team(body, context), body["channel"]["id"], body["user"]["id"])
+        bot.respond_later(respond, lambda: picked(bot.core, place, action["selected_option"]["value"]))
+
+    def on_error(error: Exception, body: dict[str, Any]) -> None:
+        apology(f"a Slack listener failed on {body.get('type') or 'a request'}", error)
+
+    app.event("app_mention")(on_message)
+    app.event("message")(on_message)
+    app.event("file_shared")(on_file_shared)
+    for name in COMMANDS:
+        app.command(name)(on_command)
+    app.action(PICK_ACTION)(on_pick)
+    app.error(on_error)

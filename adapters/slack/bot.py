@@ -1,0 +1,85 @@
+"""The Slack adapter's state and scheduling: which events were seen, whose names are known, which threads the
+bot is in, and the lanes that run each channel's work in arrival order after Slack has its ack."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from adapters.lanes import Lanes
+from adapters.slack.commands import Response
+from adapters.slack.conversation import handle_message
+from adapters.slack.messages import SlackMessage, channel_for
+from adapters.slack.people import People
+from adapters.slack.recent import Recent
+from adapters.slack.replies import apology
+from adapters.slack.threads import Threads
+from adapters.slack.uploads import load_uploads, shared_at
+from agent.chat import ChatCore
+from agent.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class SlackBot:
+    def __init__(self, core: ChatCore, max_file_bytes: int, workers: int = 32) -> None:
+        self.core = core
+        self.max_file_bytes = max_file_bytes
+        self.lanes = Lanes(workers, "slack-channel")
+        self.commands = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slack-command")
+        self.seen: Recent[bool] = Recent()
+        self.people = People()
+        self.threads = Threads()
+
+    def first_delivery(self, body: dict[str, Any]) -> bool:
+        """False for a retry of an event already handled. Slack retries when an ack was slow or lost; the
+        event_id stays the same, so a retry whose first delivery never arrived is still handled."""
+        event_id = body.get("event_id")
+        return not event_id or self.seen.first(("event", event_id), True)
+
+    def message(self, client: WebClient, msg: SlackMessage, bot_user_id: str) -> None:
+        # A mention arrives as app_mention and as message: whichever comes first is handled.
+        if self.seen.first(("message", msg.channel, msg.ts), True):
+            self.lanes.submit(_lane(msg.team, msg.channel), lambda: handle_message(self, client, msg, bot_user_id))
+
+    def file_shared(self, client: WebClient, team: str, channel: str, user: str, file_id: str) -> None:
+        def job() -> None:
+            if self.seen.get(("file", channel, file_id)):
+                return  # already loaded from the upload's message event
+            try:
+                file = client.files_info(file=file_id)["file"]
+            except SlackApiError as exc:
+                log.warning("files.info for %s failed: %s", file_id, exc.response.get("error"))
+                return
+            ts, thread = shared_at(file, channel)
+            where = thread if channel.startswith("D") else (thread or ts)
+            load_uploads(self, client, channel_for(team, channel, user), channel, ts, where, [file])
+
+        self.lanes.submit(_lane(team, channel), job)
+
+    def respond_later(self, respond: Callable[..., Any], work: Callable[[], list[Response]]) -> None:
+        """Run a command after its ack and send what it answers to its response_url."""
+        def job() -> None:
+            try:
+                answers = work()
+            except UserError as exc:
+                answers = [{"response_type": "ephemeral", "text": str(exc)}]
+            except Exception:
+                answers = [{"response_type": "ephemeral", "text": apology("a slash command failed")}]
+            for answer in answers:
+                respond(**answer)
+
+        self.commands.submit(job)
+
+    def close(self) -> None:
+        self.commands.shutdown(wait=True)
+        self.lanes.close(wait=True)
+
+
+def _lane(team: str, channel: str) -> str:
+    return f"{team}:{channel}"

@@ -1,0 +1,93 @@
+"""Slash commands and the /attach picker: what each answers, as response_url messages. Answers are ephemeral
+unless they change the channel's agent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.slack.format import pieces
+from agent.chat import Channel, ChatCore
+from agent.errors import NotFound
+
+Response = dict[str, Any]
+PICK_ACTION = "membot_attach_pick"
+COMMANDS = ("/attach", "/detach", "/sources", "/memory", "/load")
+MAX_OPTIONS = 100  # Slack's limit for a static_select
+USAGE = {
+    "/attach": "`/attach` shows a list of this workspace's sources to pick from; `/attach NAME` attaches source "
+               "NAME to this channel's agent.",
+    "/detach": "`/detach NAME` detaches source NAME from this channel's agent (`/sources` lists them).",
+    "/sources": "`/sources` lists this workspace's sources and marks those attached here.",
+    "/memory": "`/memory` shows the memory of this channel's agent.",
+}
+NO_SOURCES = ("No sources in this workspace yet. Upload a file (PDF, text, Markdown, .docx, .html) to a channel "
+              "I am in and I will load it; then `/attach` it anywhere.")
+
+
+def load_help(max_mb: float) -> str:
+    return ("*Loading files*: upload a file to a channel I am in (drag it into the message box, or use +). I load "
+            "it as a source of this workspace named after the file, attach it to that channel's agent, and answer "
+            f"in the file's thread. PDF, text, Markdown, .docx and .html files up to {max_mb:g} MB load; the same "
+            "file twice adds nothing. In another channel, `/attach NAME` gives its agent the same source.")
+
+
+def ephemeral(text: str) -> list[Response]:
+    return [{"response_type": "ephemeral", "text": p} for p in pieces(text)][:5]  # response_url: 5 uses
+
+
+def in_channel(text: str) -> list[Response]:
+    return [{"response_type": "in_channel", "text": p} for p in pieces(text)][:5]
+
+
+def run_command(core: ChatCore, name: str, text: str, place: Channel, max_mb: float) -> list[Response]:
+    args = text.split()
+    if name == "/load":
+        return ephemeral(load_help(max_mb))
+    if name == "/attach" and not args:
+        return picker(core, place)
+    if name in ("/attach", "/detach") and len(args) == 1:
+        return attach(core, place, args[0]) if name == "/attach" else detach(core, place, args[0])
+    if name == "/sources" and not args:
+        return ephemeral(core.sources_text(place))
+    if name == "/memory" and not args:
+        return ephemeral(core.memory_text(place))
+    return ephemeral(f"Usage: {USAGE.get(name, ' '.join(COMMANDS))}")
+
+
+def attach(core: ChatCore, place: Channel, source: str) -> list[Response]:
+    try:
+        return in_channel(core.attach(place, source))
+    except NotFound as exc:
+        return ephemeral(str(exc) if core.source_names(place.scope) else NO_SOURCES)
+
+
+def detach(core: ChatCore, place: Channel, source: str) -> list[Response]:
+    try:
+        return in_channel(core.detach(place, source))
+    except NotFound as exc:
+        return ephemeral(str(exc))
+
+
+def picked(core: ChatCore, place: Channel, source: str) -> list[Response]:
+    """A source chosen in the picker: the picker goes, the outcome is shown."""
+    answer = attach(core, place, source)
+    if answer[0]["response_type"] == "in_channel":
+        return [{"delete_original": True}, *answer]
+    return [{"replace_original": True, **answer[0]}]
+
+
+def picker(core: ChatCore, place: Channel) -> list[Response]:
+    names = core.source_names(place.scope)
+    if not names:
+        return ephemeral(NO_SOURCES)
+    options = [{"text": {"type": "plain_text", "text": n[:75]}, "value": n} for n in names[:MAX_OPTIONS]]
+    blocks: list[dict[str, Any]] = [{
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": "Attach a source to this channel's agent:"},
+        "accessory": {"type": "static_select", "action_id": PICK_ACTION, "options": options,
+                      "placeholder": {"type": "plain_text", "text": "Choose a source"}},
+    }]
+    if len(names) > MAX_OPTIONS:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
+            f"Showing {MAX_OPTIONS} of {len(names)} sources; type `/attach NAME` for the others.")}]})
+    return [{"response_type": "ephemeral", "text": "Attach a source to this channel's agent", "blocks": blocks}]

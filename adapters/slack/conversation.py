@@ -1,0 +1,50 @@
+"""A person's message, once it is the channel's turn: load its files, and answer it if it is for the bot."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from slack_sdk import WebClient
+
+from adapters.slack.format import from_slack
+from adapters.slack.messages import SlackMessage
+from adapters.slack.replies import apology, post, working
+from adapters.slack.uploads import load_uploads
+from agent.errors import UserError
+from agent.loop import TurnResult
+
+if TYPE_CHECKING:
+    from adapters.slack.bot import SlackBot
+
+
+def handle_message(bot: SlackBot, client: WebClient, msg: SlackMessage, bot_user_id: str) -> None:
+    if msg.files:
+        load_uploads(bot, client, msg.place, msg.channel, msg.ts, msg.reply_thread, list(msg.files))
+    addressed = msg.mentioned or msg.is_dm or (
+        msg.in_thread and bot.threads.bot_in(client, msg.channel, msg.thread_ts, bot_user_id))
+    if not addressed:
+        return
+    text = from_slack(msg.text, lambda user: bot.people.name(client, user), bot_user_id)
+    if text:
+        answer(bot, client, msg, text)
+
+
+def answer(bot: SlackBot, client: WebClient, msg: SlackMessage, text: str) -> None:
+    with working(client, msg.channel, msg.ts):
+        try:
+            speaker = bot.people.speaker(client, msg.user)
+            result = bot.core.submit(msg.place, speaker, text, thread=msg.root).result()
+            texts = shown(result)
+        except UserError as exc:
+            texts = [str(exc)]
+        except Exception:
+            texts = [apology(f"a turn in {msg.channel} failed")]
+        post(client, msg.channel, msg.reply_thread, texts)
+    if msg.reply_thread:
+        bot.threads.joined(msg.channel, msg.reply_thread)
+
+
+def shown(result: TurnResult) -> list[str]:
+    """The agent's messages, and the notice when the turn failed or sent nothing."""
+    notice = [f"_{result.notice}_"] if result.notice and (result.failed or not result.replies) else []
+    return result.replies + notice

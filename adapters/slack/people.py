@@ -1,0 +1,38 @@
+"""Who is speaking: a Slack user id as a Speaker with the person's display name (users.info, cached)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from adapters.slack.recent import Recent
+from agent.memory.core import Speaker
+
+log = logging.getLogger(__name__)
+
+
+class People:
+    def __init__(self, ttl: float = 3600.0) -> None:
+        self.ttl = ttl
+        self._names: Recent[tuple[str, float]] = Recent(5_000)
+
+    def speaker(self, client: WebClient, user_id: str) -> Speaker:
+        return Speaker(id=user_id, name=self.name(client, user_id))
+
+    def name(self, client: WebClient, user_id: str) -> str:
+        cached = self._names.get(user_id)
+        if cached is not None and time.monotonic() - cached[1] < self.ttl:
+            return cached[0]
+        try:
+            user = client.users_info(user=user_id)["user"]
+        except SlackApiError as exc:  # missing users:read or a deleted user: the id still works as a name
+            log.warning("users.info for %s failed: %s", user_id, exc.response.get("error"))
+            return cached[0] if cached else user_id
+        profile = user.get("profile") or {}
+        name = str(profile.get("display_name") or profile.get("real_name") or user.get("real_name")
+                   or user.get("name") or user_id)
+        self._names.put(user_id, (name, time.monotonic()))
+        return name

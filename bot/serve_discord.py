@@ -1,0 +1,19 @@
+"""`membot serve discord`: the click command, registered by the `serve` group (bot/serve.py)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("discord")
+@click.option("--sync", is_flag=True,
+              help="Register the slash commands with Discord globally (once, and after upgrades; Discord takes up "
+                   "to an hour to show them). With DISCORD_GUILD_ID set they sync to that server at every start.")
+def discord_command(sync: bool) -> None:
+    """Run the Discord bot: each channel gets its own agent; mention the bot to talk to it."""
+    from bot.container import Container
+    from bot.run_discord import serve_discord
+    from bot.settings import load_settings
+
+    with Container(load_settings()) as container:
+        serve_discord(container, sync)

@@ -1,0 +1,482 @@
+"""The Discord adapter end to end: the real commands.Bot against a fake Discord (REST, gateway and CDN on
+127.0.0.1), the fake OpenAI server as the model, the real embedder, SQLite and Milvus Lite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from adapters.discord.bot import MembotBot
+from adapters.discord.format import MESSAGE_LIMIT, defuse, pieces, thread_name
+from adapters.discord.uploads import DM_UPLOADS
+from agent.errors import ConfigError
+from bot.container import Container
+from bot.run_discord import BAD_TOKEN, NO_INTENT, NO_TOKEN, build_bot, run_discord
+from bot.serve_discord import discord_command
+from tests.conftest import PAPER, make_settings
+from tests.fakes import FakeOpenAI, last_user_text, reply, tool_call
+from tests.fakes.discord_server import JSON, FakeDiscord, FakeGuild
+
+BOT_OPTIONS: dict[str, Any] = {"guild_ready_timeout": 0.05, "chunk_guilds_at_startup": False, "drain_timeout": 60}
+COMMANDS = {"attach", "detach", "sources", "memory"}
+
+
+def user_input(request: JSON) -> JSON:
+    """The last user message of a chat request, as the agent core wrote it (JSON with a type)."""
+    try:
+        body = json.loads(last_user_text(request))
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def said(request: JSON) -> str:
+    """What the person said in a chat request's last user message."""
+    return str(user_input(request).get("message", ""))
+
+
+def echo(request: JSON) -> Any:
+    """The model: answers each person's message with `echo: <what they said>`, anything else with "ok"."""
+    if request["messages"][-1].get("role") != "user" or user_input(request).get("type") != "user_message":
+        return reply("ok")
+    return tool_call("send_message", message=f"echo: {said(request)}")
+
+
+@dataclass
+class World:
+    fake: FakeDiscord
+    model: FakeOpenAI
+    home: Path
+    embedder: Any
+    team: FakeGuild
+    other: FakeGuild
+    alice: JSON
+    bob: JSON
+    container: Container | None = None
+    bot: MembotBot | None = None
+    task: asyncio.Task[None] | None = None
+
+    def open_container(self, **env: Any) -> Container:
+        values = {"OPENAI_BASE_URL": self.model.base_url, "OPENAI_API_KEY": "test", "MEMBOT_LLM_MODEL": "fake-model",
+                  "DISCORD_TOKEN": self.fake.token, **env}
+        self.container = Container(make_settings(self.home, **values), embedder=self.embedder)
+        return self.container
+
+    async def start(self, sync: bool = False, **env: Any) -> MembotBot:
+        self.bot = build_bot(self.open_container(**env), sync, **BOT_OPTIONS)
+        await self.bot.login(self.fake.token)
+        self.task = asyncio.create_task(self.bot.connect())
+        await asyncio.wait_for(self.bot.wait_until_ready(), 60)
+        return self.bot
+
+    async def stop(self) -> None:
+        if self.bot is not None:
+            await self.bot.close()
+        if self.task is not None:
+            await self.task
+        if self.container is not None:
+            self.container.close()
+        self.bot = self.task = self.container = None
+
+    @property
+    def general(self) -> int:
+        return self.team.channel_id
+
+    @property
+    def agents(self) -> Any:
+        assert self.container is not None
+        return self.container.agents
+
+    async def replies(self, channel_id: int, count: int) -> list[str]:
+        """The bot's messages in a channel, once there are at least `count`."""
+        await self.fake.wait_for(lambda: len(self.fake.bot_texts(channel_id)) >= count)
+        return self.fake.bot_texts(channel_id)
+
+    async def settle(self) -> None:
+        """Wait until every message the bot received has been handled (answered or ignored)."""
+        assert self.bot is not None
+        await asyncio.wait_for(self.bot.inflight.idle(), 120)
+
+    async def command(self, guild: FakeGuild | None, channel_id: int, user: JSON, name: str,
+                      **options: str) -> tuple[list[JSON], list[JSON]]:
+        """Run a slash command; its interaction callbacks and follow-up messages."""
+        interaction = await self.fake.interact(guild, channel_id, user, name, options)
+        await self.fake.wait_for(lambda: self.fake.followups.get(interaction["token"]))
+        await self.settle()  # every piece of a long answer
+        return self.fake.callbacks[int(interaction["id"])], self.fake.followups[interaction["token"]]
+
+    async def autocomplete(self, guild: FakeGuild, channel_id: int, user: JSON, typed: str) -> list[str]:
+        interaction = await self.fake.interact(guild, channel_id, user, "attach", {"source": typed}, focused="source")
+        callbacks = await self.fake.wait_for(lambda: self.fake.callbacks.get(int(interaction["id"])))
+        assert callbacks[0]["type"] == 8  # APPLICATION_COMMAND_AUTOCOMPLETE_RESULT
+        return [c["value"] for c in callbacks[0]["data"]["choices"]]
+
+
+@pytest.fixture
+async def world(home: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[World]:
+    with FakeOpenAI(default=echo) as model:
+        async with FakeDiscord() as fake:
+            fake.install(monkeypatch)
+            w = World(fake, model, home, embedder, fake.add_guild("Team", ("general", "research")),
+                      fake.add_guild("Other"), fake.add_user("alice"), fake.add_user("bob"))
+            try:
+                yield w
+            finally:
+                await w.stop()
+
+
+def user_texts(model: FakeOpenAI) -> list[str]:
+    """What people said, one per model call that answered a person (heartbeats and tool results excluded)."""
+    return [said(r) for r in model.chat_requests
+            if r["messages"][-1]["role"] == "user" and user_input(r).get("type") == "user_message"]
+
+
+def posts_to(fake: FakeDiscord, channel_id: int) -> list[Any]:
+    return [c for c in fake.calls if c.method == "POST" and c.path == f"/channels/{channel_id}/messages"]
+
+
+# conversations ---------------------------------------------------------------------------------------------
+async def test_mention_in_a_thread_is_answered_there(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    thread = await fake.add_thread(world.team, world.general, world.alice, "planning")
+    await fake.post(thread, world.alice, "just chatting among ourselves")
+    await fake.post(thread, world.alice, f"{fake.bot_mention} what is on the agenda?")
+
+    assert await world.replies(thread, 1) == ["echo: what is on the agenda?"]
+    await world.settle()
+    assert user_texts(world.model) == ["what is on the agenda?"]  # the message without a mention was not for it
+    assert not fake.threads_created and not fake.bot_texts(world.general)
+    paths = [c.path for c in fake.calls]
+    assert paths.index(f"/channels/{thread}/typing") < paths.index(f"/channels/{thread}/messages")
+    said_json = json.loads(last_user_text(world.model.chat_requests[0]))
+    assert said_json["from"] == "Alice" and said_json["thread"] == str(thread)
+    agent = world.agents.find(f"discord:{world.team.id}", f"channel:{world.general}")
+    assert agent is not None  # the thread shares its parent channel's agent
+
+
+async def test_a_thread_missing_from_the_cache_is_fetched(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    thread = await fake.add_thread(world.team, world.general, world.alice, announce=False)
+    await fake.post(thread, world.alice, f"{fake.bot_mention} hello from an unseen thread")
+
+    assert await world.replies(thread, 1) == ["echo: hello from an unseen thread"]
+    assert any(c.method == "GET" and c.path == f"/channels/{thread}" for c in fake.calls)
+    assert not fake.threads_created  # answered in the thread itself, on the parent channel's agent
+    agent = world.agents.find(f"discord:{world.team.id}", f"channel:{world.general}")
+    assert agent is not None
+
+
+async def test_mentioning_the_bots_own_role_counts_as_a_mention(world: World) -> None:
+    fake = world.fake
+    bot_role, everyone = world.team.roles[1]["id"], world.team.roles[0]["id"]
+    await world.start()
+    thread = await fake.add_thread(world.team, world.general, world.alice)
+    await fake.post(thread, world.alice, f"<@&{everyone}> <@&{bot_role}> ping via the role")
+
+    assert await world.replies(thread, 1) == ["echo: @\u200beveryone ping via the role"]  # defused on the way out
+
+
+async def test_channel_mention_opens_a_thread_for_the_answer(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    message = await fake.post(world.general, world.alice, f"{fake.bot_mention} Summarise our roadmap\nplease")
+    thread = int(message["id"])
+
+    assert await world.replies(thread, 1) == ["echo: Summarise our roadmap\nplease"]
+    assert [(t["id"], t["name"], t["parent_id"]) for t in fake.threads_created] == [
+        (message["id"], "Summarise our roadmap", str(world.general))]
+    await world.settle()
+    assert fake.bot_texts(world.general) == []
+
+
+async def test_thread_follow_up_needs_no_mention_and_survives_a_restart(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    first = await fake.post(world.general, world.alice, f"{fake.bot_mention} My favourite colour is teal.")
+    thread = int(first["id"])
+    await world.replies(thread, 1)
+    await fake.post(world.general, world.bob, "lunch anyone?")  # no mention, not in the bot's thread
+    await fake.post(thread, world.alice, "What did I just tell you?")
+
+    assert await world.replies(thread, 2) == ["echo: My favourite colour is teal.", "echo: What did I just tell you?"]
+    await world.settle()
+    assert user_texts(world.model) == ["My favourite colour is teal.", "What did I just tell you?"]
+    history = [said({"messages": [m]}) for m in world.model.chat_requests[-1]["messages"] if m["role"] == "user"]
+    assert history.index("My favourite colour is teal.") < history.index("What did I just tell you?")
+
+    await world.stop()
+    await world.start()  # a new process: the thread is still the bot's, the agent remembers
+    await fake.post(thread, world.alice, "Still there?")
+    assert (await world.replies(thread, 3))[2] == "echo: Still there?"
+    history = [said({"messages": [m]}) for m in world.model.chat_requests[-1]["messages"] if m["role"] == "user"]
+    assert "My favourite colour is teal." in history
+
+
+async def test_bots_and_its_own_messages_are_ignored(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    other_bot = fake.add_user("helperbot", bot=True)
+    await fake.post(world.general, other_bot, f"{fake.bot_mention} ping from another bot")
+    await fake.post(world.general, fake.bot_user, f"{fake.bot_mention} talking to myself")
+    message = await fake.post(world.general, world.alice, f"{fake.bot_mention} only me")
+
+    await world.replies(int(message["id"]), 1)
+    await world.settle()
+    assert user_texts(world.model) == ["only me"]
+    assert [t["id"] for t in fake.threads_created] == [message["id"]]
+
+
+async def test_direct_messages_are_a_private_agent_per_person(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    alice_dm, bob_dm = fake.dm_channel(), fake.dm_channel()
+    await fake.post(alice_dm, world.alice, "hello in private", dm=True)
+    await fake.post(bob_dm, world.bob, "hi from bob", dm=True)
+
+    assert await world.replies(alice_dm, 1) == ["echo: hello in private"]
+    assert await world.replies(bob_dm, 1) == ["echo: hi from bob"]
+    names = sorted(s.agent.name for s in world.agents.summaries("discord:dm"))
+    assert names == sorted([f"dm:{world.alice['id']}", f"dm:{world.bob['id']}"])
+
+    upload = fake.attachment(alice_dm, "diary.txt", b"My private diary.")
+    await fake.post(alice_dm, world.alice, "", attachments=[upload], dm=True)
+    assert (await world.replies(alice_dm, 2))[1] == DM_UPLOADS
+    assert fake.downloads == [] and world.container is not None
+    assert world.container.catalog.summaries("discord:dm") == []
+
+
+# the seed walkthrough --------------------------------------------------------------------------------------
+def quote_search_result(request: JSON) -> Any:
+    """The model's second step: quote the first archival search hit it was given."""
+    result = json.loads([m for m in request["messages"] if m["role"] == "tool"][-1]["content"])["message"]
+    first = next(line for line in result.splitlines() if line.startswith("[1]"))
+    return tool_call("send_message", message=f"From the paper: {first[:1500]}")
+
+
+async def test_seed_walkthrough_upload_attach_and_ask_about_memgpt(world: World) -> None:
+    fake, alice = world.fake, world.alice
+    research = fake.channel_id(world.team, "research")
+    await world.start()
+    paper = fake.attachment(world.general, PAPER.name, PAPER.read_bytes(), "application/pdf")
+    upload = await fake.post(world.general, alice, fake.bot_mention, attachments=[paper])
+    upload_thread = int(upload["id"])
+    report = (await world.replies(upload_thread, 1))[0]
+    assert report.startswith("Loaded ") and "13 documents from memgpt_paper" in report
+    assert fake.downloads and world.model.chat_requests == []  # no text: the upload alone needs no turn
+
+    assert "memgpt_paper" in await world.autocomplete(world.team, research, alice, "mem")
+    callbacks, followups = await world.command(world.team, research, alice, "attach", source="memgpt_paper")
+    assert callbacks[0]["type"] == 5  # deferred first, within Discord's 3 seconds
+    assert followups[0]["content"].startswith("Attached `memgpt_paper` (")
+
+    world.model.script(tool_call("archival_memory_search", query="What is MemGPT?", request_heartbeat=True),
+                       quote_search_result)
+    question = await fake.post(research, alice, f"{fake.bot_mention} What is MemGPT?")
+    answer = (await world.replies(int(question["id"]), 1))[0]
+    assert answer.startswith("From the paper: [1] (memgpt_paper, memgpt_paper.pdf page ")
+    assert "MemGPT" in answer.split(")", 1)[1]
+
+    again = fake.attachment(upload_thread, PAPER.name, PAPER.read_bytes(), "application/pdf")
+    await fake.post(upload_thread, alice, "", attachments=[again])  # the bot's thread: no mention needed
+    assert (await world.replies(upload_thread, 2))[1] == (
+        "`memgpt_paper.pdf` is already loaded as `memgpt_paper`; nothing added.")
+
+    _, sources = await world.command(world.team, research, alice, "sources")
+    assert "✓ `memgpt_paper`" in sources[0]["content"] and sources[0]["flags"] & 64
+    _, detached = await world.command(world.team, research, alice, "detach", source="memgpt_paper")
+    assert detached[0]["content"] == "Detached `memgpt_paper` from this channel's agent."
+
+
+# replies ---------------------------------------------------------------------------------------------------
+async def test_a_long_reply_is_split_in_order_without_breaking_code(world: World) -> None:
+    fake = world.fake
+    code = "```python\n" + "\n".join(f"print({n})  # line {n:03d}" for n in range(60)) + "\n```"
+    parts = [f"Part {n}: " + "lorem ipsum dolor " * 36 for n in range(1, 7)]
+    text = "\n\n".join(parts[:3] + [code] + parts[3:])
+    assert len(text) >= 5000
+    world.model.script(tool_call("send_message", message=text))
+    await world.start()
+    thread = await fake.add_thread(world.team, world.general, world.alice)
+    await fake.post(thread, world.alice, f"{fake.bot_mention} tell me everything")
+
+    await world.replies(thread, 3)
+    await world.settle()
+    sent = fake.bot_texts(thread)
+    assert sent == pieces(text) and len(sent) >= 3
+    assert all(len(piece) <= MESSAGE_LIMIT and piece.count("```") % 2 == 0 for piece in sent)
+    joined = "\n".join(sent)
+    assert [joined.index(f"Part {n}:") for n in range(1, 7)] == sorted(joined.index(f"Part {n}:") for n in range(1, 7))
+    lines = [n for n in range(60) if f"# line {n:03d}" in joined]
+    assert lines == list(range(60))
+    assert all(m["allowed_mentions"] == {"parse": []} for m in fake.messages[thread] if m.get("allowed_mentions"))
+
+
+async def test_mentions_from_the_model_never_ping(world: World) -> None:
+    fake = world.fake
+    role = world.team.roles[0]["id"]
+    world.model.script(tool_call("send_message", message=f"@everyone @here ask <@{world.bob['id']}> or <@&{role}>"))
+    await world.start()
+    thread = await fake.add_thread(world.team, world.general, world.alice)
+    await fake.post(thread, world.alice, f"{fake.bot_mention} who should I ask?")
+
+    (text,) = await world.replies(thread, 1)
+    assert "@everyone" not in text and "@here" not in text and f"<@{world.bob['id']}>" not in text
+    assert text == f"@\u200beveryone @\u200bhere ask <@\u200b{world.bob['id']}> or <@\u200b&{role}>"
+    assert posts_to(fake, thread)[0].body["allowed_mentions"] == {"parse": []}
+
+
+async def test_retries_and_replayed_events_never_double_post(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    thread = await fake.add_thread(world.team, world.general, world.alice)
+    fake.fail_next_sends("rate_limited", "lost")  # a 429, then a post whose response is lost (502)
+    message = await fake.post(thread, world.alice, f"{fake.bot_mention} are you there?")
+
+    await world.replies(thread, 1)
+    await world.settle()
+    assert fake.bot_texts(thread) == ["echo: are you there?"]
+    posts = posts_to(fake, thread)
+    assert len(posts) == 3 and len({p.body["nonce"] for p in posts}) == 1 and posts[0].body["enforce_nonce"]
+
+    await fake.dispatch("MESSAGE_CREATE", message)  # the same event again (a replay)
+    await fake.post(thread, world.alice, "still there?")
+    await world.replies(thread, 2)
+    await world.settle()
+    assert fake.bot_texts(thread) == ["echo: are you there?", "echo: still there?"]
+    assert user_texts(world.model) == ["are you there?", "still there?"]
+
+    await world.stop()
+    await world.start()  # a new process has not seen the event: it runs the turn, but the reply's nonce is the same
+    await fake.dispatch("MESSAGE_CREATE", message)
+    await fake.wait_for(lambda: len(user_texts(world.model)) == 3)
+    await world.settle()
+    assert fake.bot_texts(thread) == ["echo: are you there?", "echo: still there?"]
+
+
+async def test_gateway_reconnect_resumes_and_keeps_answering(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    await fake.reconnect()
+    await fake.wait_for(lambda: fake.resumes == 1)
+    message = await fake.post(world.general, world.alice, f"{fake.bot_mention} after the reconnect")
+    assert await world.replies(int(message["id"]), 1) == ["echo: after the reconnect"]
+    assert fake.identifies == 1
+
+
+# uploads ---------------------------------------------------------------------------------------------------
+async def test_bad_attachments_are_reported_per_file(world: World) -> None:
+    fake = world.fake
+    await world.start(MEMBOT_MAX_FILE_MB="0.01")
+    files = [fake.attachment(world.general, "tool.exe", b"MZ\x90\x00 not a document"),
+             fake.attachment(world.general, "broken.pdf", b"%PDF-1.4\nthis is not really a PDF", "application/pdf"),
+             fake.attachment(world.general, "big.txt", b"too much text " * 1000, "text/plain"),
+             fake.attachment(world.general, "notes.md", b"# Notes\nThe launch code is ZX-81.", "text/markdown")]
+    message = await fake.post(world.general, world.alice, f"{fake.bot_mention}", attachments=files)
+
+    (report,) = await world.replies(int(message["id"]), 1)
+    lines = report.splitlines()
+    assert lines[0] == "Could not load `big.txt`: it is 0.014 MB and the limit is 0.01 MB."
+    assert lines[1].startswith("Could not load `tool.exe`: file type '.exe' is not supported")
+    assert lines[2].startswith("Could not load `broken.pdf`: corrupt or unreadable PDF")
+    assert lines[3] == "Loaded 1 passages and 1 documents from notes"
+    assert not any(path.endswith("big.txt") for path in fake.downloads)  # refused before downloading
+    await world.settle()
+    assert world.model.chat_requests == []
+
+
+async def test_two_servers_never_see_each_others_sources_or_agents(world: World) -> None:
+    fake, team, other = world.fake, world.team, world.other
+    await world.start()
+    for guild, user, name in ((team, world.alice, "team-plan.txt"), (other, world.bob, "other-plan.txt")):
+        upload = fake.attachment(guild.channel_id, name, f"The plan of {guild.name}.".encode())
+        message = await fake.post(guild.channel_id, user, fake.bot_mention, attachments=[upload])
+        await world.replies(int(message["id"]), 1)
+
+    assert await world.autocomplete(other, other.channel_id, world.bob, "") == ["other-plan"]
+    assert await world.autocomplete(team, team.channel_id, world.alice, "") == ["team-plan"]
+    _, listed = await world.command(other, other.channel_id, world.bob, "sources")
+    assert "other-plan" in listed[0]["content"] and "team-plan" not in listed[0]["content"]
+    _, refused = await world.command(other, other.channel_id, world.bob, "attach", source="team-plan")
+    assert refused[0]["content"].startswith("No source named 'team-plan'")
+    assert [s.agent.name for s in world.agents.summaries(f"discord:{team.id}")] == [f"channel:{team.channel_id}"]
+    assert [s.agent.name for s in world.agents.summaries(f"discord:{other.id}")] == [f"channel:{other.channel_id}"]
+
+
+async def test_each_person_has_their_own_memory_block(world: World) -> None:
+    fake = world.fake
+    world.model.script(reply(tool_calls=[("core_memory_append", {"name": "human", "content": "Likes green tea."}),
+                                         ("send_message", {"message": "Noted."})]))
+    await world.start()
+    thread = await fake.add_thread(world.team, world.general, world.alice)
+    await fake.post(thread, world.alice, f"{fake.bot_mention} I like green tea.")
+    await world.replies(thread, 1)
+    await fake.post(thread, world.bob, f"{fake.bot_mention} I am Bob.")
+    await world.replies(thread, 2)
+    await world.settle()
+    assert fake.bot_texts(thread) == ["Noted.", "echo: I am Bob."]
+
+    callbacks, memory = await world.command(world.team, thread, world.bob, "memory")
+    assert callbacks[0]["type"] == 5 and callbacks[0]["data"]["flags"] & 64  # ephemeral: only Bob sees it
+    assert all(m["flags"] & 64 for m in memory)
+    text = "\n".join(m["content"] for m in memory)
+    alice_block = text.split("*person Alice*", 1)[1].split("*person Bob*", 1)[0]
+    bob_block = text.split("*person Bob*", 1)[1]
+    assert "Likes green tea." in alice_block and "Likes green tea." not in bob_block
+    agent = world.agents.find(f"discord:{world.team.id}", f"channel:{world.general}")
+    labels = {b.label for b in world.agents.memory(int(agent.id)).blocks}
+    assert {f"person:{world.alice['id']}", f"person:{world.bob['id']}"} <= labels
+
+
+# operation -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("sync", "guild", "synced"), [(False, False, set()), (False, True, {"team"}),
+                                                        (True, False, {"global"})])
+async def test_commands_sync_only_when_asked_or_to_the_configured_server(world: World, sync: bool, guild: bool,
+                                                                         synced: set[str]) -> None:
+    env = {"DISCORD_GUILD_ID": str(world.team.id)} if guild else {}
+    await world.start(sync, **env)
+    where = {"team" if key == str(world.team.id) else key for key in world.fake.commands}
+    assert where == synced
+    for commands in world.fake.commands.values():
+        assert {c["name"] for c in commands} == COMMANDS
+        attach = next(c for c in commands if c["name"] == "attach")
+        assert attach["options"][0]["autocomplete"] is True
+
+
+def test_missing_token_is_a_one_line_error(home: Path) -> None:
+    result = CliRunner().invoke(discord_command, [], env={"MEMBOT_HOME": str(home), "HOME": str(home)})
+    assert isinstance(result.exception, ConfigError) and str(result.exception) == NO_TOKEN
+    assert "\n" not in NO_TOKEN and "DISCORD_TOKEN" in NO_TOKEN
+
+
+async def test_missing_message_content_intent_is_a_one_line_error(world: World) -> None:
+    world.fake.allow_message_content = False
+    with pytest.raises(ConfigError) as raised:
+        await asyncio.wait_for(run_discord(world.open_container(), **BOT_OPTIONS), 60)
+    assert str(raised.value) == NO_INTENT and "\n" not in NO_INTENT
+    assert world.fake.identifies == 1
+
+
+async def test_a_rejected_token_is_a_one_line_error(world: World) -> None:
+    with pytest.raises(ConfigError) as raised:
+        await asyncio.wait_for(run_discord(world.open_container(DISCORD_TOKEN="not-the-token"), **BOT_OPTIONS), 60)
+    assert str(raised.value) == BAD_TOKEN and "\n" not in BAD_TOKEN
+
+
+# formatting ------------------------------------------------------------------------------------------------
+def test_defuse_and_thread_names() -> None:
+    assert defuse("@everyone, @here and <@!123456789012345678>") == (
+        "@\u200beveryone, @\u200bhere and <@\u200b!123456789012345678>")
+    assert defuse("mail me at a@example.com") == "mail me at a@example.com"
+    assert thread_name("  What is   MemGPT?\nmore", "fallback") == "What is MemGPT?"
+    assert thread_name("", "Alice and me") == "Alice and me"
+    long = thread_name("x" * 300, "f")
+    assert len(long) == 100 and long.endswith("…")
