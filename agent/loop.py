@@ -268,7 +268,9 @@ class _Turn:
         start = next((i for i, m in enumerate(self.window) if m.id == self.first_id), len(self.window) - 1)
         cut = choose_cut(self.window, keep, start)
         if cut == 0 or fixed + sum(self._size(m) for m in self.window[cut:]) > budget.limit:
-            cut = choose_cut(self.window, keep, len(self.window) - 1)
+            # This turn alone is too big: cut inside it, but keep the latest step with its tool results.
+            latest = max((i for i, m in enumerate(self.window) if m.role == "assistant"), default=len(self.window))
+            cut = choose_cut(self.window, keep, latest - 1)
         if cut == 0:
             return False
         evicted, self.window = self.window[:cut], self.window[cut:]
