@@ -8,14 +8,19 @@ import re
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 from agent.archival.catalog import Catalog
 from agent.db.models import Agent
+from agent.errors import UserError
 from agent.loading.inputs import InputFile
 from agent.loading.loader import Loader, LoadReport
 from agent.loop import EventSink, Incoming, TurnResult
 from agent.memory.core import PERSON_PREFIX, Speaker
 from agent.service import AgentService
+
+if TYPE_CHECKING:
+    from agent.schedule.service import ScheduleService
 
 CHANNEL_PERSONA = "channel_helper"
 
@@ -40,11 +45,13 @@ def source_name_for(file_name: str) -> str:
 
 
 class ChatCore:
-    def __init__(self, agents: AgentService, loader: Loader, catalog: Catalog, persona: str = CHANNEL_PERSONA) -> None:
+    def __init__(self, agents: AgentService, loader: Loader, catalog: Catalog, persona: str = CHANNEL_PERSONA,
+                 schedules: ScheduleService | None = None) -> None:
         self.agents = agents
         self.loader = loader
         self.catalog = catalog
         self.persona = persona
+        self.schedules = schedules
 
     def agent(self, channel: Channel) -> Agent:
         return self.agents.open(channel.scope, channel.agent_name, persona=self.persona)
@@ -80,6 +87,14 @@ class ChatCore:
         agent = self.agent(channel)
         self.agents.detach(int(agent.id or 0), source)  # its returned Source is expired after the commit
         return f"Detached `{source}` from this channel's agent."
+
+    def schedule(self, channel: Channel, text: str, author: str = "", thread: str = "") -> str:
+        """`/schedule list | add WHEN WHAT | cancel ID | tz [ZONE]` for the channel's agent."""
+        from agent.schedule.commands import handle_schedule_command
+
+        if self.schedules is None:
+            raise UserError("Schedules are not available in this process.")
+        return handle_schedule_command(self.schedules, channel, text, author, thread, self.persona)
 
     def source_names(self, scope: str, prefix: str = "") -> list[str]:
         names = [s.source.name for s in self.catalog.summaries(scope)]

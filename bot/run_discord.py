@@ -9,6 +9,7 @@ from typing import Any
 import discord
 
 from adapters.discord.bot import MembotBot
+from adapters.discord.delivery import make_delivery
 from agent.chat import ChatCore
 from agent.errors import ConfigError
 from bot.container import Container
@@ -23,7 +24,8 @@ NO_INTENT = ("Discord refused the Message Content intent: enable it under Develo
 def build_bot(container: Container, sync: bool = False, **options: Any) -> MembotBot:
     """The bot on the container's services; `options` go to discord.py (tests shorten its start-up waits)."""
     s = container.settings
-    core = ChatCore(container.agents, container.loader, container.catalog)
+    _ = container.model  # fails here, before connecting, when no chat model is configured
+    core = ChatCore(container.agents, container.loader, container.catalog, schedules=container.schedules)
     guild = int(s.discord_guild_id) if s.discord_guild_id else None
     return MembotBot(core, int(s.max_file_mb * 1_000_000), sync_guild=guild, sync_global=sync and guild is None,
                      **options)
@@ -35,6 +37,8 @@ async def run_discord(container: Container, sync: bool = False, **options: Any) 
     if not token:
         raise ConfigError(NO_TOKEN)
     bot = build_bot(container, sync, **options)  # fails here, before connecting, when no model is configured
+    container.deliveries.register("discord", make_delivery(bot))
+    container.start_scheduler()
     try:
         async with bot:
             await bot.start(token)
@@ -42,6 +46,8 @@ async def run_discord(container: Container, sync: bool = False, **options: Any) 
         raise ConfigError(NO_INTENT) from exc
     except discord.LoginFailure as exc:
         raise ConfigError(BAD_TOKEN) from exc
+    finally:
+        container.deliveries.unregister("discord")
 
 
 def serve_discord(container: Container, sync: bool = False) -> None:

@@ -137,7 +137,7 @@ def start_slack(container: Container, config: SlackConfig | None = None) -> Runn
     config = config or slack_config(container.settings)
     client = make_client(config)
     me = check_token(client)
-    core = ChatCore(container.agents, container.loader, container.catalog)
+    core = ChatCore(container.agents, container.loader, container.catalog, schedules=container.schedules)
     bot = SlackBot(core, int(container.settings.max_file_mb * 1_000_000))
     app = build_app(bot, client, config.signing_secret)
     log.info("Slack: workspace %s (%s) as @%s, %s mode", me.get("team"), me.get("team_id"), me.get("user"),
@@ -164,7 +164,7 @@ def serve_slack(container: Container, mode: str | None = None, port: int | None 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = slack_config(container.settings, mode, port, path)
-    _ = container.agents  # fails here, before connecting, when no chat model is configured
+    _ = container.model  # fails here, before connecting, when no chat model is configured
     running = start_slack(container, config)
     container.start_scheduler()  # timed events of this workspace's agents post through the delivery above
     stop = threading.Event()

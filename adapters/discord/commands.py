@@ -55,6 +55,15 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], core: Chat
     async def sources(interaction: discord.Interaction) -> None:
         await answer(interaction, core.sources_text, ephemeral=True)
 
+    @tree.command(name="schedule", description="Reminders and repeating prompts: list | add WHEN WHAT | cancel ID | tz")
+    @app_commands.describe(command="e.g. list, add friday 10:00 release notes, cancel 3, tz Europe/Berlin")
+    async def schedule(interaction: discord.Interaction, command: str = "list") -> None:
+        thread = str(interaction.channel_id) if isinstance(interaction.channel, discord.Thread) else ""
+        author = interaction.user.display_name
+        changes = command.strip().lower().startswith(("add", "cancel", "rm", "remove", "delete", "tz "))
+        await answer(interaction, lambda channel: core.schedule(channel, command, author, thread),
+                     ephemeral=not changes)
+
     @tree.command(name="memory", description="What this channel's agent remembers (only you see it)")
     async def memory(interaction: discord.Interaction) -> None:
         await answer(interaction, core.memory_text, ephemeral=True)

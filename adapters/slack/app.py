@@ -51,7 +51,7 @@ def register(app: App, bot: SlackBot) -> None:
         ack()
         place = channel_for(_team(command, context), command["channel_id"], command["user_id"])
         bot.respond_later(respond, lambda: run_command(bot.core, command["command"], command.get("text") or "",
-                                                       place, max_mb))
+                                                       place, max_mb, command.get("user_name") or ""))
 
     def on_pick(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond,
                 context: BoltContext) -> None:

@@ -7,11 +7,12 @@ from typing import Any
 
 from adapters.slack.format import pieces
 from agent.chat import Channel, ChatCore
-from agent.errors import NotFound
+from agent.errors import NotFound, UserError
 
 Response = dict[str, Any]
 PICK_ACTION = "membot_attach_pick"
-COMMANDS = ("/attach", "/detach", "/sources", "/memory", "/load")
+COMMANDS = ("/attach", "/detach", "/sources", "/memory", "/load", "/schedule")
+CHANGES_SCHEDULES = ("add", "cancel", "rm", "remove", "delete", "tz", "timezone", "zone")
 MAX_OPTIONS = 100  # Slack's limit for a static_select
 USAGE = {
     "/attach": "`/attach` shows a list of this workspace's sources to pick from; `/attach NAME` attaches source "
@@ -19,6 +20,7 @@ USAGE = {
     "/detach": "`/detach NAME` detaches source NAME from this channel's agent (`/sources` lists them).",
     "/sources": "`/sources` lists this workspace's sources and marks those attached here.",
     "/memory": "`/memory` shows the memory of this channel's agent.",
+    "/schedule": "`/schedule list`, `/schedule add WHEN WHAT`, `/schedule cancel ID`, `/schedule tz [ZONE]`.",
 }
 NO_SOURCES = ("No sources in this workspace yet. Upload a file (PDF, text, Markdown, .docx, .html) to a channel "
               "I am in and I will load it; then `/attach` it anywhere.")
@@ -39,10 +41,13 @@ def in_channel(text: str) -> list[Response]:
     return [{"response_type": "in_channel", "text": p} for p in pieces(text)][:5]
 
 
-def run_command(core: ChatCore, name: str, text: str, place: Channel, max_mb: float) -> list[Response]:
+def run_command(core: ChatCore, name: str, text: str, place: Channel, max_mb: float,
+                author: str = "") -> list[Response]:
     args = text.split()
     if name == "/load":
         return ephemeral(load_help(max_mb))
+    if name == "/schedule":
+        return schedule(core, place, text, author)
     if name == "/attach" and not args:
         return picker(core, place)
     if name in ("/attach", "/detach") and len(args) == 1:
@@ -59,6 +64,17 @@ def attach(core: ChatCore, place: Channel, source: str) -> list[Response]:
         return in_channel(core.attach(place, source))
     except NotFound as exc:
         return ephemeral(str(exc) if core.source_names(place.scope) else NO_SOURCES)
+
+
+def schedule(core: ChatCore, place: Channel, text: str, author: str) -> list[Response]:
+    """Listing is ephemeral; a change to the channel's schedules is shown to the channel."""
+    verb = text.strip().split(" ", 1)[0].lower()
+    try:
+        answer = core.schedule(place, text, author)
+    except UserError as exc:
+        return ephemeral(str(exc))
+    changed = verb in CHANGES_SCHEDULES and (verb not in ("tz", "timezone", "zone") or len(text.split()) > 1)
+    return in_channel(answer) if changed else ephemeral(answer)
 
 
 def detach(core: ChatCore, place: Channel, source: str) -> list[Response]:
