@@ -55,6 +55,20 @@ def container(home: Path, embedder):
         yield c
 
 
+@pytest.fixture
+def fake():
+    """A fake OpenAI-compatible server on 127.0.0.1 (tests/fakes/openai_server.py), scriptable turn by turn."""
+    from tests.fakes import FakeOpenAI
+
+    with FakeOpenAI() as server:
+        yield server
+
+
+def llm_env(fake) -> dict[str, str]:
+    """Settings that point the real openai client at the fake."""
+    return {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "test", "MEMBOT_LLM_MODEL": "fake-model"}
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session on 127.0.0.1:5432, dropped at the end."""

@@ -4,29 +4,14 @@ presets, and listing, showing and deleting agents."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from agent.loop import Incoming
 from agent.memory.core import Speaker
 from bot.container import Container
-from tests.conftest import make_settings, run_cli
-from tests.fakes import FakeOpenAI, openai_server, tool_call
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    # The fake writes headers and body in two sends; with Nagle on, each answer waits ~40 ms for a delayed ACK.
-    monkeypatch.setattr(openai_server._Handler, "disable_nagle_algorithm", True)
-    with FakeOpenAI() as server:
-        yield server
-
-
-def llm_env(fake: FakeOpenAI) -> dict[str, str]:
-    return {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "test", "MEMBOT_LLM_MODEL": "fake-model"}
+from tests.conftest import llm_env, make_settings, run_cli
+from tests.fakes import FakeOpenAI, tool_call
 
 
 def test_run_without_a_model_says_what_to_set(home: Path) -> None:

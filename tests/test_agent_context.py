@@ -3,29 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from agent.context import count_tokens
 from agent.loop import Incoming
 from agent.memory.core import Speaker
 from bot.container import Container
 from tests.conftest import make_settings
-from tests.fakes import FakeOpenAI, default_reply, error, openai_server, reply, tool_call
+from tests.fakes import FakeOpenAI, default_reply, error, reply, tool_call
 
 ANN = Speaker("U1", "Ann")
 SUMMARY = "I chatted with Ann about numbered topics; nothing to act on."
 
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    # The fake writes headers and body in two sends; with Nagle on, each answer waits ~40 ms for a delayed ACK.
-    monkeypatch.setattr(openai_server._Handler, "disable_nagle_algorithm", True)
-    with FakeOpenAI() as server:
-        yield server
 
 
 def open_container(home: Path, embedder: Any, fake: FakeOpenAI, **env: Any) -> Container:

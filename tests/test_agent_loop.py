@@ -18,18 +18,11 @@ from agent.loop import Incoming, TurnResult
 from agent.memory.core import Speaker
 from bot.container import Container
 from tests.conftest import make_settings
-from tests.fakes import FakeOpenAI, default_reply, delay, error, openai_server, raw_arguments, reply, tool_call
+from tests.fakes import FakeOpenAI, default_reply, delay, error, raw_arguments, reply, tool_call
 
 ANN = Speaker("U1", "Ann")
 BOB = Speaker("U2", "Bob")
 
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    # The fake writes headers and body in two sends; with Nagle on, each answer waits ~40 ms for a delayed ACK.
-    monkeypatch.setattr(openai_server._Handler, "disable_nagle_algorithm", True)
-    with FakeOpenAI() as server:
-        yield server
 
 
 def open_container(home: Path, embedder: Any, fake: FakeOpenAI, **env: Any) -> Container:

@@ -16,19 +16,12 @@ from agent.loop import Incoming
 from agent.memory.core import Speaker
 from bot.container import Container
 from tests.conftest import make_settings
-from tests.fakes import FakeOpenAI, openai_server, reply, tool_call
+from tests.fakes import FakeOpenAI, reply, tool_call
 
 ANN = Speaker("U1", "Ann")
 BOB = Speaker("U2", "Bob")
 PAGE_LINE = re.compile(r"Showing (\d+)-(\d+) of (\d+) results \(page (\d+)/(\d+)\)")
 
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    # The fake writes headers and body in two sends; with Nagle on, each answer waits ~40 ms for a delayed ACK.
-    monkeypatch.setattr(openai_server._Handler, "disable_nagle_algorithm", True)
-    with FakeOpenAI() as server:
-        yield server
 
 
 @pytest.fixture

@@ -14,23 +14,13 @@ import pytest
 from adapters.console import HELP, Console
 from agent.loading.inputs import InputFile
 from bot.container import Container
-from tests.conftest import PAPER, make_settings, run_cli
-from tests.fakes import FakeOpenAI, error, openai_server, reply, tool_call
+from tests.conftest import PAPER, llm_env, make_settings, run_cli
+from tests.fakes import FakeOpenAI, error, reply, tool_call
 
 PAGE_LINE = re.compile(r"Showing 1-(\d+) of (\d+) results \(page 1/(\d+)\)")
 QUESTION = "The paper I loaded into your archival memory is called MemGPT. Can you tell me more about it?"
 
 
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    # The fake writes headers and body in two sends; with Nagle on, each answer waits ~40 ms for a delayed ACK.
-    monkeypatch.setattr(openai_server._Handler, "disable_nagle_algorithm", True)
-    with FakeOpenAI() as server:
-        yield server
-
-
-def llm_env(fake: FakeOpenAI) -> dict[str, str]:
-    return {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "test", "MEMBOT_LLM_MODEL": "fake-model"}
 
 
 def last_tool_result(request: dict[str, Any]) -> dict[str, Any]:

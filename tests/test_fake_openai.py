@@ -6,7 +6,6 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -37,11 +36,6 @@ TOOLS: list[Any] = [
     },
 ]
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
 
 
 def client(fake: FakeOpenAI, **kwargs: Any) -> openai.OpenAI:

@@ -26,11 +26,6 @@ MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 ANN = Speaker("U1", "Ann")
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
 
 @pytest.fixture
 def clock() -> ManualClock:

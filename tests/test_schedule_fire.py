@@ -19,11 +19,6 @@ from tests.fakes.timed import ManualClock, World
 MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
-
 
 @pytest.fixture
 def clock() -> ManualClock:

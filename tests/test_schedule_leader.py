@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,11 +18,6 @@ from tests.fakes.timed import ManualClock, World
 
 MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as server:
-        yield server
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])

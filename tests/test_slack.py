@@ -21,7 +21,7 @@ from agent.db.models import Message
 from bot.container import Container
 from bot.run_slack import RunningSlack, SlackConfig, slack_config, start_slack
 from tests.conftest import PAPER, make_settings, run_cli
-from tests.fakes import FakeOpenAI, error, last_user_text, openai_server, reply, tool_call
+from tests.fakes import FakeOpenAI, error, last_user_text, reply, tool_call
 from tests.fakes.slack_server import FakeSlack, post
 
 assert not [v for v in os.environ if v.startswith("SLACK_")]  # conftest clears them; Bolt reads some implicitly
@@ -81,8 +81,7 @@ def short_echo(request: dict[str, Any]) -> Any:
 
 
 @pytest.fixture
-def model(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOpenAI]:
-    monkeypatch.setattr(openai_server._Handler, "disable_nagle_algorithm", True)
+def model() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(default=short_echo) as fake:
         yield fake
 
