@@ -1,37 +1,4 @@
-"""Test doubles that speak real wire protocols (e.g. a fake OpenAI-compatible HTTP server)."""
+"""Fakes that speak real wire protocols on 127.0.0.1: OpenAI-compatible chat/embeddings, Slack, Discord."""
 
-from tests.fakes.openai_server import (
-    Delay,
-    ErrorReply,
-    FakeOpenAI,
-    RecordedRequest,
-    Reply,
-    ReplyLike,
-    ToolCall,
-    default_reply,
-    delay,
-    error,
-    fake_embedding,
-    last_user_text,
-    raw_arguments,
-    reply,
-    tool_call,
-)
-
-__all__ = [
-    "Delay",
-    "ErrorReply",
-    "FakeOpenAI",
-    "RecordedRequest",
-    "Reply",
-    "ReplyLike",
-    "ToolCall",
-    "default_reply",
-    "delay",
-    "error",
-    "fake_embedding",
-    "last_user_text",
-    "raw_arguments",
-    "reply",
-    "tool_call",
-]
+from tests.fakes.openai_server import *  # noqa: F403
+from tests.fakes.openai_server import __all__  # noqa: F401
