@@ -142,18 +142,6 @@ def test_too_large_file_names_the_limit(home: Path, embedder) -> None:
         assert_only(c, "sized", {"before.txt", "after.md"})
 
 
-def test_file_without_read_permission(container: Container, tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root reads a chmod 000 file anyway; test_unreadable_paths covers the read-failure path")
-    path = tmp_path / "secret.txt"
-    path.write_text("You may not read this.")
-    path.chmod(0)
-    before, after = good_files()
-    report = container.loader.load("local", "perm", [before, InputFile.from_path(path), after])
-    assert (report.outcomes[1].status, report.outcomes[1].reason) == ("failed", "cannot be read: Permission denied")
-    assert_only(container, "perm", {"before.txt", "after.md"})
-
-
 def test_unreadable_paths(container: Container, tmp_path: Path) -> None:
     """Paths whose read fails for every user, root included: the OS refuses them, the loader reports each."""
     (tmp_path / "folder.txt").mkdir()
