@@ -167,7 +167,12 @@ def run_size(size: int, args: argparse.Namespace, bases: np.ndarray) -> dict[str
     if args.milvus_uri:
         env["MEMBOT_MILVUS_URI"] = args.milvus_uri
     try:
-        return measure(size, args, bases, rng, env)
+        if args.blas_threads <= 0:
+            return measure(size, args, bases, rng, env)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=args.blas_threads, user_api="blas"):
+            return measure(size, args, bases, rng, env)
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -284,6 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--bases", type=int, default=400, help="real embeddings the synthetic vectors are made from")
     ap.add_argument("--whole", action=argparse.BooleanOptionalAction, default=True,
                     help="also time one all-passages collection with a source filter (doubles insert time)")
+    ap.add_argument("--blas-threads", type=int, default=1,
+                    help="BLAS threads for numpy and the Searcher alike (0: the library's default); a two-thread "
+                         "matrix-vector product is erratic on a busy machine")
     ap.add_argument("--database-url", help="default: SQLite in a fresh temporary home")
     ap.add_argument("--milvus-uri", help="default: Milvus Lite in a fresh temporary home")
     args = ap.parse_args(argv)

@@ -415,3 +415,65 @@ def test_unknown_source_lists_the_sources_when_none_is_close(cli, tmp_path: Path
     assert cli("load", "directory", "--name", "recipes", "--input-files", str(tmp_path / "r.txt")).code == 0
     assert_clean_failure(cli("search", "zzz", "soup"), "Error: No source named 'zzz'. Sources: recipes.")
     assert_clean_failure(cli("search", "recipes,zzz", "soup"), "Error: No source named 'zzz'.")
+
+
+# configure in a real terminal ---------------------------------------------------------------------------------
+IN_A_TERMINAL = """
+import fcntl, runpy, sys, termios
+fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the pseudo-terminal becomes this session's terminal, as in a shell
+sys.argv = ["membot", *sys.argv[1:]]
+runpy.run_module("bot", run_name="__main__")
+"""
+
+
+def test_configure_in_a_terminal_asks_each_question_and_hides_the_key(home: Path) -> None:
+    import pty
+    import select
+    import time
+
+    secret = "sk-typed-9f8e7d6c5b4a"
+    master, slave = pty.openpty()
+    env = {**os.environ, "MEMBOT_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", IN_A_TERMINAL, "configure"], cwd=ROOT, env=env, stdin=slave,
+                            stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    screen = b""
+
+    def expect(text: str, timeout: float = 120) -> None:
+        nonlocal screen
+        deadline = time.monotonic() + timeout
+        while text.encode() not in screen:
+            ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no {text!r} on the terminal; it shows:\n{screen.decode(errors='replace')}"
+            try:
+                screen += os.read(master, 4096)
+            except OSError:  # the terminal closed: the process ended
+                assert text.encode() in screen, screen.decode(errors="replace")
+                return
+
+    try:
+        for prompt, answer in [
+            ("Select storage backend for archival data", ""),
+            (f"Enter the Milvus connection URI (Default: {home / 'milvus.db'})", ""),
+            ("Database URL for agents, messages and sources", ""),
+            ("Select embedding provider (local, openai) [local]", "openai"),
+            ("Embedding model [text-embedding-3-small]", ""),
+            ("OpenAI-compatible endpoint", "http://127.0.0.1:11434/v1"),
+            ("OpenAI API key (blank to keep the current one)", secret),
+            ("Chat model [gpt-4o-mini]", "llama3.1"),
+            ("Context window (tokens) [8192]", "32768"),
+        ]:
+            expect(prompt)
+            os.write(master, answer.encode() + b"\r")
+        expect(f"Saved settings to {home / 'config.toml'}")
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert secret.encode() not in screen  # typed, but never shown
+    assert oct((home / "config.toml").stat().st_mode & 0o777) == oct(0o600)
+    s = make_settings(home)
+    assert (s.embedding_provider, s.embedding_model, s.openai_api_key, s.openai_base_url, s.llm_model,
+            s.context_window) == ("openai", "text-embedding-3-small", secret, "http://127.0.0.1:11434/v1", "llama3.1",
+                                  32768)

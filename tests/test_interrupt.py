@@ -49,6 +49,25 @@ from bot.cli import main
 main()
 """
 
+# Runs the real CLI, but is killed (SIGKILL) while Milvus Lite writes the index file of a freshly flushed segment,
+# after the first bytes went to disk: what kill -9 (or a power cut) at that moment leaves behind.
+KILL_WRITING_INDEX = """
+import os, signal, sys
+from milvus_lite.index import brute_force
+real_save, saves = brute_force.BruteForceIndex.save, [0]
+def save(self, path):
+    saves[0] += 1
+    if saves[0] == 1:
+        with open(path, "wb") as f:
+            f.write(b"\\x93NUMPY")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_save(self, path)
+brute_force.BruteForceIndex.save = save
+sys.argv = ["membot", *sys.argv[1:]]
+from bot.cli import main
+main()
+"""
+
 
 def make_corpus(directory: Path, files: int, sentences: int) -> dict[str, str]:
     """Text files f00.txt... each naming its own marker once; returns file name -> marker."""
@@ -241,6 +260,25 @@ def test_signal_right_after_rows_are_written(home: Path, tmp_path: Path, embedde
         files, _ = collect_files([], str(corpus), False, [".txt"])
         report = c.loader.load("local", "big", files)
         assert [o.status for o in report.outcomes] == ["unchanged"] * (at_insert - 1) + ["loaded"] * (4 - at_insert)
+        assert_everything_loaded_once(c, markers)
+
+
+def test_kill_9_while_milvus_lite_writes_an_index_file(home: Path, tmp_path: Path, embedder) -> None:
+    """A crash that leaves Milvus Lite a cut-off index file must not break the source for good: the next load
+    and every search still work."""
+    corpus = tmp_path / "corpus"
+    markers = make_corpus(corpus, files=3, sentences=30)
+    proc = start_load(home, corpus, script=KILL_WRITING_INDEX)
+    rc, _, err = finish(proc)
+    assert rc == -signal.SIGKILL, err
+    cut = list((home / "milvus.db").rglob("*.idx"))
+    assert cut and min(f.stat().st_size for f in cut) < 16  # the crash really left a cut-off index file
+
+    with Container(make_settings(home), embedder=embedder) as c:
+        files, _ = collect_files([], str(corpus), False, [".txt"])
+        c.loader.load("local", "big", files)
+        assert_everything_loaded_once(c, markers)
+    with Container(make_settings(home), embedder=embedder) as c:  # and again after a restart
         assert_everything_loaded_once(c, markers)
 
 

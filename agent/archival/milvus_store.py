@@ -41,6 +41,9 @@ CONSISTENCY = "Strong"
 # Milvus Lite runs inside the process that opens a path and locks it; every PassageStore of this process on
 # one path shares that embedded server, which is released when the last of them closes.
 _LITE_GUARD = threading.Lock()
+# pymilvus pings every 10 s, even between calls; the embedded server's gRPC defaults call that abuse during a long
+# embedding and print "GOAWAY ... too_many_pings" on the terminal. A server in our own process needs no pings.
+LITE_GRPC_OPTIONS = {"grpc.keepalive_time_ms": 3_600_000, "grpc.keepalive_permit_without_calls": False}
 _LITE_USERS: dict[str, int] = {}
 
 
@@ -107,7 +110,7 @@ class PassageStore:
             if not _LITE_USERS.get(self._lite_path) and _lite_locked(self._lite_path):
                 raise StoreUnavailable(_lite_busy(uri))
             try:
-                self._client = MilvusClient(uri=uri)
+                self._client = MilvusClient(uri=uri, grpc_options=LITE_GRPC_OPTIONS)
             except MilvusException as exc:
                 if not _LITE_USERS.get(self._lite_path):
                     _release_lite(self._lite_path)
