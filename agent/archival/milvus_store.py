@@ -227,9 +227,27 @@ class PassageStore:
 
     def _ensure_loaded(self, collection: str) -> None:
         # A collection reopened in a new process must be loaded before it can be queried.
+        from pymilvus.exceptions import MilvusException
+
         if collection not in self._loaded:
-            self._client.load_collection(collection)
+            try:
+                self._client.load_collection(collection)
+            except MilvusException:
+                if not self._drop_lite_indexes(collection):
+                    raise
+                self._client.load_collection(collection)
             self._loaded.add(collection)
+
+    def _drop_lite_indexes(self, collection: str) -> bool:
+        """A process killed while Milvus Lite wrote an index file leaves it cut off, and every later load fails.
+        Index files are derived from the stored rows: remove them and Milvus Lite builds them again."""
+        if "://" in self.uri:
+            return False
+        broken = list((Path(self.uri) / "collections" / collection).glob("partitions/*/indexes/*.idx"))
+        for path in broken:
+            log.warning("removing Milvus Lite index file %s so it is rebuilt from the stored rows", path)
+            path.unlink(missing_ok=True)
+        return bool(broken)
 
 
 def _row_dict(row: PassageRow) -> dict[str, Any]:
