@@ -57,6 +57,9 @@ class LocalEmbedder:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the hub
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # no "Loading weights" bar on every command that embeds
 
             self._st = SentenceTransformer(str(self._dir), device="cpu")
             dim_of = getattr(self._st, "get_embedding_dimension", None) or self._st.get_sentence_embedding_dimension
