@@ -88,6 +88,11 @@ class ChatCore:
         self.agents.detach(int(agent.id or 0), source)  # its returned Source is expired after the commit
         return f"Detached `{source}` from this channel's agent."
 
+    def knows_thread(self, channel: Channel, thread: str) -> bool:
+        """Whether the channel's agent has talked in `thread`: later messages there need no new mention."""
+        agent = self.agents.find(channel.scope, channel.agent_name)
+        return agent is not None and bool(thread) and self.agents.has_thread(int(agent.id or 0), thread)
+
     def schedule(self, channel: Channel, text: str, author: str = "", thread: str = "") -> str:
         """`/schedule list | add WHEN WHAT | cancel ID | tz [ZONE]` for the channel's agent."""
         from agent.schedule.commands import handle_schedule_command

@@ -161,6 +161,12 @@ class AgentService:
             s.commit()
             return binding
 
+    def has_thread(self, agent_id: int, thread: str) -> bool:
+        """Whether the agent has taken part in `thread` (it is in its history), e.g. to follow it after a restart."""
+        with Session(self.engine) as s:
+            return s.exec(select(Message.id).where(Message.agent_id == agent_id, Message.thread == thread)
+                          .limit(1)).first() is not None
+
     def attached(self, agent_id: int) -> list[Source]:
         with Session(self.engine) as s:
             return attached_sources(s, agent_id)

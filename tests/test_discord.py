@@ -221,6 +221,24 @@ async def test_thread_follow_up_needs_no_mention_and_survives_a_restart(world: W
     assert "My favourite colour is teal." in history
 
 
+async def test_a_persons_thread_the_bot_answered_is_followed_after_a_restart(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    thread = await fake.add_thread(world.team, world.general, world.alice, "design review")
+    await fake.post(thread, world.alice, f"{fake.bot_mention} note that the review is on Monday")
+    assert await world.replies(thread, 1) == ["echo: note that the review is on Monday"]
+
+    await world.stop()
+    await world.start()  # the bot did not open this thread; only the agent's history says it took part
+    await fake.post(thread, world.bob, "and who runs it?")
+    assert (await world.replies(thread, 2))[1] == "echo: and who runs it?"
+    other = await fake.add_thread(world.team, world.general, world.alice, "unrelated")
+    await fake.post(other, world.alice, "nothing for the bot here")
+    await world.settle()
+    assert user_texts(world.model)[-1] == "and who runs it?"  # a thread it never spoke in stays unanswered
+    assert fake.bot_texts(other) == []
+
+
 async def test_bots_and_its_own_messages_are_ignored(world: World) -> None:
     fake = world.fake
     await world.start()

@@ -33,7 +33,7 @@ class Conversations:
             return
         place = await self._place(message)
         guild_id = message.guild.id if message.guild else None
-        if not (guild_id is None or mentions_bot(message, me.id) or self._follows(place, me.id)):
+        if not (guild_id is None or mentions_bot(message, me.id) or await self._follows(place, guild_id, me.id)):
             return
         text = prompt_text(message, me.id)
         channel, thread = channel_for(place, guild_id, message.author.id)
@@ -82,8 +82,18 @@ class Conversations:
                 return fetched
         return place
 
-    def _follows(self, place: object, me: int) -> bool:
-        return isinstance(place, discord.Thread) and (place.owner_id == me or place.id in self.answered)
+    async def _follows(self, place: object, guild_id: int, me: int) -> bool:
+        """A thread the bot opened or answered in: remembered in memory, else looked up in the agent's history
+        (after a restart)."""
+        if not isinstance(place, discord.Thread):
+            return False
+        if place.owner_id == me or place.id in self.answered:
+            return True
+        channel, thread = channel_for(place, guild_id, 0)
+        if await asyncio.to_thread(self.core.knows_thread, channel, thread):
+            self.answered.add(place.id)
+            return True
+        return False
 
     async def _open_thread(self, message: discord.Message, text: str) -> discord.abc.Messageable:
         """A thread on the mentioning message for the answer; the channel itself if one cannot be opened."""
