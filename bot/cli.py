@@ -56,6 +56,11 @@ def container() -> Container:
 @click.option("--openai-api-key", help="Stored in config.toml (mode 600); never printed.")
 @click.option("--llm-model")
 @click.option("--context-window", type=int)
+@click.option("--slack-bot-token", help="xoxb-... (stored, never printed).")
+@click.option("--slack-app-token", help="xapp-... for Socket Mode (stored, never printed).")
+@click.option("--slack-signing-secret", help="For HTTP mode (stored, never printed).")
+@click.option("--discord-token", help="The Discord bot token (stored, never printed).")
+@click.option("--discord-guild-id", help="A Discord server id: slash commands sync there at every start.")
 @click.option("-y", "--non-interactive", is_flag=True, help="Write the given flags without asking anything.")
 def configure(non_interactive: bool, storage: str | None, **values: Any) -> None:
     """Write ~/.membot/config.toml, asking for each setting when run in a terminal."""

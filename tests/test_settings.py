@@ -216,6 +216,22 @@ def test_configure_flags_write_the_key_without_printing_it(home: Path) -> None:
     assert (s.openai_api_key, s.llm_model, s.context_window) == (SECRET, "gpt-x", 16384)
 
 
+def test_configure_flags_store_platform_tokens_without_printing_them(home: Path) -> None:
+    from bot.cli import cli
+
+    tokens = ["--slack-bot-token", "xoxb-" + SECRET, "--slack-app-token", "xapp-" + SECRET,
+              "--discord-token", "dt-" + SECRET, "--discord-guild-id", "123456789"]
+    result = CliRunner().invoke(cli, ["configure", "-y", *tokens], env=env_for(home))
+    assert result.exit_code == 0, result.output
+    assert SECRET not in result.output
+    s = load_settings(env_for(home))
+    assert (s.slack_bot_token, s.slack_app_token, s.discord_token, s.discord_guild_id) == (
+        "xoxb-" + SECRET, "xapp-" + SECRET, "dt-" + SECRET, "123456789")
+    assert SECRET not in repr(s) and SECRET not in str(s.describe())
+    bad = CliRunner().invoke(cli, ["configure", "-y", "--discord-guild-id", "general"], env=env_for(home))
+    assert bad.exit_code == 1 and "DISCORD_GUILD_ID must be a server id" in str(bad.exception)
+
+
 def test_configure_without_a_terminal_never_prompts(home: Path) -> None:
     from bot.cli import cli
 
