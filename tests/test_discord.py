@@ -411,6 +411,23 @@ async def test_bad_attachments_are_reported_per_file(world: World) -> None:
     assert world.model.chat_requests == []
 
 
+async def test_schedule_command_adds_lists_and_cancels(world: World) -> None:
+    await world.start()
+    _, added = await world.command(world.team, world.general, world.alice, "schedule",
+                                   command="add every friday 10:00 release notes")
+    assert added[0]["content"].startswith("Scheduled #")
+    assert not added[0].get("flags")  # a change to the channel's schedules is shown to the channel
+    schedule_id = added[0]["content"].split("#", 1)[1].split(" ", 1)[0]
+    _, listing = await world.command(world.team, world.general, world.bob, "schedule", command="list")
+    assert "release notes" in listing[0]["content"] and listing[0].get("flags") == 64  # ephemeral
+    _, past = await world.command(world.team, world.general, world.alice, "schedule",
+                                  command="add 2001-01-01 09:00 too late")
+    assert "past" in past[0]["content"]
+    _, cancelled = await world.command(world.team, world.general, world.alice, "schedule",
+                                       command=f"cancel {schedule_id}")
+    assert cancelled[0]["content"].startswith(f"Cancelled #{schedule_id}")
+
+
 async def test_two_servers_never_see_each_others_sources_or_agents(world: World) -> None:
     fake, team, other = world.fake, world.team, world.other
     await world.start()

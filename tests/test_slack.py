@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -430,6 +431,29 @@ def test_slash_commands(world: World) -> None:
     slack.command("/memory", channel="C1")
     memory = only_response(slack, 7)
     assert memory["response_type"] == "ephemeral" and "Memory of this channel's agent" in memory["text"]
+
+
+def test_schedule_command_adds_lists_and_cancels(world: World) -> None:
+    slack = world.slack
+    slack.command("/schedule", "add every monday 10:00 post the release notes", channel="C1")
+    added = only_response(slack, 0)
+    assert added["response_type"] == "in_channel" and added["text"].startswith("Scheduled #")
+    schedule_id = re.search(r"#(\d+)", added["text"]).group(1)  # type: ignore[union-attr]
+    slack.command("/schedule", "list", channel="C1")
+    listing = only_response(slack, 1)
+    assert listing["response_type"] == "ephemeral" and "post the release notes" in listing["text"]
+    slack.command("/schedule", "list", channel="C2")  # another channel's agent has its own schedules
+    assert "post the release notes" not in only_response(slack, 2)["text"]
+    slack.command("/schedule", "add 2001-01-01 10:00 too late", channel="C1")
+    past = only_response(slack, 3)
+    assert past["response_type"] == "ephemeral" and "past" in past["text"]
+    slack.command("/schedule", "add sometime soonish maybe", channel="C1")
+    assert only_response(slack, 4)["response_type"] == "ephemeral"
+    slack.command("/schedule", "cancel 99999", channel="C1")
+    assert "99999" in only_response(slack, 5)["text"]
+    slack.command("/schedule", f"cancel {schedule_id}", channel="C1")
+    cancelled = only_response(slack, 6)
+    assert cancelled["response_type"] == "in_channel" and cancelled["text"].startswith(f"Cancelled #{schedule_id}")
 
 
 # HTTP mode and settings ----------------------------------------------------------------------------------
