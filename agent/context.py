@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 # Words of up to 6 letters, numbers of up to 3 digits and pairs of punctuation are about one BPE token each;
 # other scripts count a token per character. Checked against GPT tokenizers it errs a little high: safe.
 _PIECES = re.compile(r"[A-Za-z]+|\d+|[^\sA-Za-z\d\w]+|\w", re.UNICODE)
-INPUT_TYPES = {"message": "user_message", "heartbeat": "heartbeat", "alert": "system_alert", "event": "timed_event"}
+INPUT_TYPES = {"message": "user_message", "heartbeat": "heartbeat", "alert": "system_alert", "event": "timed_event",
+               "login": "login"}
 
 
 @lru_cache(maxsize=4096)  # the system prompt and tool schemas are counted on every step

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Incoming:
-    """A platform-neutral input: a person's message, or a timed event (kind="event")."""
+    """A platform-neutral input: a person's message, a timed event (kind="event") or a login (kind="login")."""
 
     text: str
     speaker: Speaker | None = None

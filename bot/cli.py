@@ -196,7 +196,7 @@ def run(agent_name: str | None, persona: str | None, human: str | None, first: b
         c.start_scheduler()
         if is_new and not first:
             console.service.send(console.agent_id, Incoming("A person has logged in for the first time: greet them.",
-                                                            console.speaker, kind="event"), console.show)
+                                                            console.speaker, kind="login"), console.show)
         console.run(_lines(interactive))
 
 

@@ -33,7 +33,7 @@ def test_run_with_piped_input_and_no_agent_name(home: Path, fake: FakeOpenAI) ->
     assert "Created agent console." in done.stdout
     assert "🤖 Welcome aboard!" in done.stdout and "🤖 Hi there." in done.stdout
     greeting, hello = fake.chat_requests
-    assert json.loads(greeting["messages"][-1]["content"])["type"] == "timed_event"  # the login event
+    assert json.loads(greeting["messages"][-1]["content"])["type"] == "login"  # the greeting a new agent gets
     assert json.loads(hello["messages"][-1]["content"])["message"] == "Hello!"
 
 
