@@ -69,6 +69,25 @@ def llm_env(fake) -> dict[str, str]:
     return {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "test", "MEMBOT_LLM_MODEL": "fake-model"}
 
 
+@pytest.fixture
+def clock():
+    """A clock for schedules that tests move by hand, starting on Monday 2026-11-23 08:00 UTC."""
+    from datetime import datetime, timezone
+
+    from tests.fakes.timed import ManualClock
+
+    return ManualClock(datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc))
+
+
+@pytest.fixture
+def world(home, fake, clock):
+    """A container with schedules on the manual clock and a recording delivery (tests/fakes/timed.py)."""
+    from tests.fakes.timed import World
+
+    with World(home, fake, clock) as w:
+        yield w
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session on 127.0.0.1:5432, dropped at the end."""

@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from adapters.console import Console
 from agent.loop import Incoming
@@ -22,20 +18,10 @@ from tests.conftest import make_settings, run_cli
 from tests.fakes.openai_server import FakeOpenAI, tool_call
 from tests.fakes.timed import ManualClock, World
 
-MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
 ANN = Speaker("U1", "Ann")
 
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(MONDAY)
-
-
-@pytest.fixture
-def world(home: Path, fake: FakeOpenAI, clock: ManualClock) -> Iterator[World]:
-    with World(home, fake, clock) as w:
-        yield w
 
 
 def tool_results(request: dict[str, Any]) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ job store, the agent's turn (real openai client, FakeOpenAI) decides what to pos
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -15,20 +14,6 @@ from agent.schedule.model import ACTIVE, CANCELLED, DONE, MISSED
 from agent.schedule.parse import ScheduleError, Unparseable
 from tests.fakes.openai_server import FakeOpenAI, tool_call
 from tests.fakes.timed import ManualClock, World
-
-MONDAY = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
-
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(MONDAY)
-
-
-@pytest.fixture
-def world(home: Path, fake: FakeOpenAI, clock: ManualClock) -> Iterator[World]:
-    with World(home, fake, clock) as w:
-        yield w
 
 
 def event_inputs(fake: FakeOpenAI) -> list[dict[str, object]]:
