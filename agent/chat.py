@@ -105,9 +105,6 @@ class ChatCore:
         names = [s.source.name for s in self.catalog.summaries(scope)]
         return [n for n in names if n.lower().startswith(prefix.lower())] if prefix else names
 
-    def unknown_source(self, scope: str, name: str) -> str:
-        return self.catalog.unknown_source_message(scope, name)
-
     def sources_text(self, channel: Channel) -> str:
         agent = self.agent(channel)
         attached = {s.name for s in self.agents.attached(int(agent.id or 0))}

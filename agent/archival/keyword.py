@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,7 +83,3 @@ def bm25_scores(indexes: Sequence[KeywordIndex], query: str) -> list[np.ndarray]
 
 def has_terms(query: str) -> bool:
     return bool(terms(query))
-
-
-def unique(values: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(values))

@@ -13,6 +13,15 @@ from agent.db.models import Document, Source
 from agent.errors import NotFound
 
 
+def source_target(store: PassageStore, source: Source, ready: set[int]) -> SearchTarget:
+    """What to search for `source`: its collection, revision and the documents fully loaded. The generation
+    (id and creation time) keeps a search cache from serving the passages of a deleted source whose id and
+    revision another process reused."""
+    sid = int(source.id or 0)
+    return SearchTarget(store.source_collection(sid), source.revision, source.name, source.embedding_model,
+                        source.embedding_dim, ready, generation=f"{sid}@{source.created_at.isoformat()}")
+
+
 class Sources:
     def __init__(self, catalog: Catalog, store: PassageStore, searcher: Searcher) -> None:
         self.catalog = catalog
@@ -40,12 +49,9 @@ class Sources:
     def target(self, source: Source, ready: set[int] | None = None) -> SearchTarget:
         """What to search for `source`: its collection, revision and the documents fully loaded (read from SQL
         unless given)."""
-        sid = int(source.id or 0)
         if ready is None:
-            ready = self.catalog.ready_document_ids(sid)
-        return SearchTarget(self.store.source_collection(sid), source.revision, source.name,
-                            source.embedding_model, source.embedding_dim, ready,
-                            generation=f"{sid}@{source.created_at.isoformat()}")
+            ready = self.catalog.ready_document_ids(int(source.id or 0))
+        return source_target(self.store, source, ready)
 
     def targets(self, scope: str, names: Sequence[str]) -> list[SearchTarget]:
         """Targets for several sources by name, in two SQL queries (one session) whatever their number: this runs

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 from agent.archival.catalog import Catalog
 from agent.archival.milvus_store import PassageRow, PassageStore, now_ms, passage_id
 from agent.archival.search import Searcher, SearchPage, SearchTarget
+from agent.archival.sources import source_target
 from agent.db.models import Agent, Source, SourceBinding
 from agent.embeddings.base import Embedder
 from agent.errors import UserError
@@ -92,12 +93,7 @@ class ArchivalMemory:
         return self.store.count(self.collection)
 
     def _target(self, source: Source) -> SearchTarget:
-        sid = int(source.id or 0)
-        # The generation, as in Sources.target: a source deleted and loaded again by another process may reuse
-        # the id and the revision, and this process's search cache must not serve the old passages.
-        return SearchTarget(self.store.source_collection(sid), source.revision, source.name,
-                            source.embedding_model, source.embedding_dim, self.catalog.ready_document_ids(sid),
-                            generation=f"{sid}@{source.created_at.isoformat()}")
+        return source_target(self.store, source, self.catalog.ready_document_ids(int(source.id or 0)))
 
     def _check_model(self, embedder: Embedder) -> None:
         if not self.agent.embedding_model:
