@@ -18,11 +18,12 @@ from agent.archival.search import Searcher, SearchPage
 from agent.db.models import Agent, Block, Message, Source, SourceBinding
 from agent.embeddings.base import Embedder
 from agent.errors import NotFound, UserError
-from agent.loop import EventSink, Incoming, TurnResult, TurnRunner
+from agent.loop import TurnRunner
 from agent.memory import recall
 from agent.memory.archival import ArchivalMemory, attached_sources
 from agent.memory.core import PERSONA, CoreMemory
 from agent.presets import Presets
+from agent.turns import EventSink, Incoming, TurnResult
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from agent.embeddings.base import Embedder
 from agent.llm import ChatModel
 from agent.loading.loader import Loader
 from agent.loop import TurnRunner
+from agent.schedule import model as schedule_tables  # noqa: F401  (open_engine creates the tables imported)
 from agent.service import AgentService
 from bot.settings import Settings
 

@@ -1,6 +1,6 @@
 """`/schedule ...` for people, platform-neutral: the console, Slack and Discord all call this and show the text.
 
-    handle_schedule_command(schedules, channel, "add friday 10:00 release notes", author="Ann", thread="")
+    run_schedule_command(schedules, agent_id, "add friday 10:00 release notes", author="Ann", thread="")
 
 Errors raise ScheduleError (a UserError): its text is safe to show in the channel as is.
 """
@@ -11,7 +11,6 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from agent.chat import CHANNEL_PERSONA, Channel
 from agent.db.models import Agent, as_utc
 from agent.errors import NotFound
 from agent.schedule.parse import EXAMPLES, ScheduleError, local, span
@@ -25,17 +24,10 @@ USAGE = f"""*Schedules* (reminders and repeating prompts: when one fires, the ag
 WHEN: {EXAMPLES}."""
 
 
-def handle_schedule_command(schedules: ScheduleService, channel: Channel, text: str, author: str = "",
-                            thread: str = "", persona: str = CHANNEL_PERSONA) -> str:
-    """Run `/schedule TEXT` for a chat channel's agent (created with `persona` on first use) and return the
-    answer (Markdown). A schedule added from a thread posts in that thread."""
-    agent = schedules.agent_for_channel(channel.scope, channel.agent_name, persona)
-    return run_schedule_command(schedules, int(agent.id or 0), text, author, thread)
-
-
 def run_schedule_command(schedules: ScheduleService, agent_id: int, text: str, author: str = "",
                          thread: str = "") -> str:
-    """Run `/schedule TEXT` for the agent `agent_id` (the console's, or a channel's)."""
+    """Run `/schedule TEXT` for the agent `agent_id` (the console's, or a channel's) and return the answer
+    (Markdown). A schedule added from a thread posts in that thread."""
     verb, _, rest = text.strip().partition(" ")
     verb, rest = verb.lower() or "list", rest.strip()
     with schedules.session() as s:

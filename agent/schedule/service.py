@@ -8,13 +8,13 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
 from sqlalchemy import event, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from agent.db.models import Agent, as_utc
-from agent.loop import Incoming, TurnResult
 from agent.schedule.delivery import DeliveryRegistry, Target, target_for
 from agent.schedule.model import ACTIVE, CANCELLED, DONE, MISSED, ChannelZone, Schedule
 from agent.schedule.parse import (
@@ -30,7 +30,7 @@ from agent.schedule.parse import (
     zone_of,
 )
 from agent.schedule.timer import Clock, JobSpec, Timer
-from agent.service import AgentService
+from agent.turns import Incoming, TurnResult
 
 log = logging.getLogger(__name__)
 FIRED, SKIPPED, RETIRED = "fired", "skipped", "retired"
@@ -66,8 +66,14 @@ class _Claim:
     next_at: datetime | None = None
 
 
+class Turns(Protocol):
+    """What firing needs of the agent service: queue an agent's turn."""
+
+    def submit(self, agent_id: int, incoming: Incoming) -> Future[TurnResult]: ...
+
+
 class ScheduleService:
-    def __init__(self, engine: Engine, agents: Callable[[], AgentService], deliveries: DeliveryRegistry,
+    def __init__(self, engine: Engine, agents: Callable[[], Turns], deliveries: DeliveryRegistry,
                  timer: Timer, limits: ScheduleLimits, clock: Clock) -> None:
         self.engine = engine
         self.agents = agents  # lazy: the agent service's tools hold this service
@@ -153,9 +159,6 @@ class ScheduleService:
     def get(self, schedule_id: int) -> Schedule | None:
         with self.session() as s:
             return s.get(Schedule, schedule_id)
-
-    def agent_for_channel(self, scope: str, agent_name: str, persona: str) -> Agent:
-        return self.agents().open(scope, agent_name, persona=persona)
 
     # the job store -------------------------------------------------------------------------------------
     def reconcile(self, platform: str) -> None:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
 from agent.db.models import Agent
 from agent.memory.archival import ArchivalMemory
 from agent.memory.core import CoreMemory, Speaker
-
-if TYPE_CHECKING:
-    from agent.schedule.service import ScheduleService
+from agent.schedule.service import ScheduleService
 
 
 @dataclass

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from agent.errors import ToolFailure
 from agent.schedule.parse import EXAMPLES, ScheduleError
 from agent.schedule.service import ScheduleService, describe
 from agent.tools.context import ToolContext
-from agent.tools.registry import Tool, ToolFailure, tool
+from agent.tools.registry import Tool, tool
 
 
 def _service(ctx: ToolContext) -> ScheduleService:
