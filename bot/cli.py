@@ -118,7 +118,7 @@ def sources() -> None:
 @scope_option
 def sources_list(scope: str) -> None:
     """Every source with its files, documents and passages."""
-    from bot.views import sources_table
+    from adapters.views import sources_table
 
     with container() as c:
         sources_table(c.sources.summaries(scope))
@@ -129,7 +129,7 @@ def sources_list(scope: str) -> None:
 @scope_option
 def sources_show(name: str, scope: str) -> None:
     """One source: its embedding model and each file loaded."""
-    from bot.views import source_detail
+    from adapters.views import source_detail
 
     with container() as c:
         source_detail(*c.sources.show(scope, name))
@@ -160,7 +160,7 @@ def sources_delete(name: str, yes: bool, scope: str) -> None:
 @scope_option
 def search(name: str, query: str, k: int, page: int, mode: str, as_json: bool, scope: str) -> None:
     """Search source NAME (or several, comma-separated) for QUERY."""
-    from bot.views import search_results
+    from adapters.views import search_results
 
     names = [n.strip() for n in name.split(",") if n.strip()]
     with container() as c:
@@ -229,7 +229,7 @@ def agents() -> None:
 @agents.command("list")
 @scope_option
 def agents_list(scope: str) -> None:
-    from bot.views import agents_table
+    from adapters.views import agents_table
 
     with container() as c:
         agents_table(c.agents.summaries(scope))
@@ -239,7 +239,7 @@ def agents_list(scope: str) -> None:
 @click.argument("name")
 @scope_option
 def agents_show(name: str, scope: str) -> None:
-    from bot.views import memory_view
+    from adapters.views import memory_view
 
     with container() as c:
         service = c.agents

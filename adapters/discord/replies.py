@@ -9,7 +9,7 @@ import uuid
 import discord
 
 from adapters.discord.format import NO_PINGS, pieces
-from agent.errors import UserError
+from agent import UserError
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,7 @@ from adapters.slack.format import from_slack
 from adapters.slack.messages import SlackMessage
 from adapters.slack.replies import apology, post, working
 from adapters.slack.uploads import load_uploads
-from agent.errors import UserError
-from agent.loop import TurnResult
+from agent import TurnResult, UserError
 
 if TYPE_CHECKING:
     from adapters.slack.bot import SlackBot

@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack.format import pieces
-from agent.schedule.delivery import DeliveryError, Target
+from agent import DeliveryError, Target
 
 log = logging.getLogger(__name__)
 

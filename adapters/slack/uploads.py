@@ -10,9 +10,7 @@ from slack_sdk.errors import SlackApiError
 
 from adapters.slack.files import slack_input
 from adapters.slack.replies import apology, post, working
-from agent.chat import Channel, load_report_text
-from agent.errors import UserError
-from agent.loading.inputs import InputFile
+from agent import Channel, InputFile, UserError, load_report_text
 
 if TYPE_CHECKING:
     from adapters.slack.bot import SlackBot
