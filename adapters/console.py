@@ -17,7 +17,7 @@ from agent import (
     AgentService,
     Catalog,
     Incoming,
-    ScheduleService,
+    ScheduleBook,
     Speaker,
     Target,
     TurnEvent,
@@ -54,7 +54,7 @@ class Console:
     scope: str
     interactive: bool
     out: Callable[[str], None] = click.echo
-    schedules: ScheduleService | None = None
+    schedules: ScheduleBook | None = None
 
     @property
     def speaker(self) -> Speaker:

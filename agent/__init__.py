@@ -19,9 +19,9 @@ if TYPE_CHECKING:  # for type checkers: the same names, resolved statically
     from agent.loading.readers import reader_for
     from agent.memory.archival import format_page
     from agent.memory.core import Speaker
+    from agent.schedule.book import ScheduleBook
     from agent.schedule.commands import run_schedule_command
     from agent.schedule.delivery import Deliver, DeliveryError, Target
-    from agent.schedule.service import ScheduleService
     from agent.service import AgentService, AgentSummary, MemoryView
     from agent.turns import Incoming, TurnEvent, TurnResult
 
@@ -36,7 +36,7 @@ _WHERE = {
     "SearchPage": "agent.archival.search", "Document": "agent.db.models",
     "InputFile": "agent.loading.inputs", "reader_for": "agent.loading.readers",
     # timed events
-    "ScheduleService": "agent.schedule.service", "run_schedule_command": "agent.schedule.commands",
+    "ScheduleBook": "agent.schedule.book", "run_schedule_command": "agent.schedule.commands",
     "Deliver": "agent.schedule.delivery", "DeliveryError": "agent.schedule.delivery",
     "Target": "agent.schedule.delivery",
     # errors whose text is safe to show
@@ -45,7 +45,7 @@ _WHERE = {
 
 __all__ = [
     "AgentService", "AgentSummary", "Catalog", "Channel", "ChatCore", "Deliver", "DeliveryError", "Document",
-    "FileRejected", "Incoming", "InputFile", "MemoryView", "NotFound", "ScheduleService", "SearchPage",
+    "FileRejected", "Incoming", "InputFile", "MemoryView", "NotFound", "ScheduleBook", "SearchPage",
     "SourceSummary", "Speaker", "Target", "TurnEvent", "TurnResult", "UserError", "format_page",
     "load_report_text", "reader_for", "run_schedule_command",
 ]

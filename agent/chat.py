@@ -15,8 +15,8 @@ from agent.errors import UserError
 from agent.loading.inputs import InputFile
 from agent.loading.loader import Loader, LoadReport
 from agent.memory.core import PERSON_PREFIX, Speaker
+from agent.schedule.book import ScheduleBook
 from agent.schedule.commands import run_schedule_command
-from agent.schedule.service import ScheduleService
 from agent.service import AgentService
 from agent.turns import EventSink, Incoming, TurnResult
 
@@ -44,7 +44,7 @@ def source_name_for(file_name: str) -> str:
 
 class ChatCore:
     def __init__(self, agents: AgentService, loader: Loader, catalog: Catalog, persona: str = CHANNEL_PERSONA,
-                 schedules: ScheduleService | None = None) -> None:
+                 schedules: ScheduleBook | None = None) -> None:
         self.agents = agents
         self.loader = loader
         self.catalog = catalog

@@ -24,7 +24,7 @@ from agent.llm import ChatModel, Completion, ContextOverflow, LLMUnavailable, To
 from agent.memory import recall
 from agent.memory.archival import ArchivalMemory, attached_sources
 from agent.memory.core import CoreMemory
-from agent.schedule.service import ScheduleService
+from agent.schedule.book import ScheduleBook
 from agent.tools.context import ToolContext
 from agent.tools.registry import Tool, heartbeat_requested
 from agent.turns import EventSink, Incoming, TurnEvent, TurnResult
@@ -41,7 +41,7 @@ class Limits:
 
 class TurnRunner:
     def __init__(self, model: ChatModel, tools: Sequence[Tool], limits: Limits,
-                 schedules: ScheduleService | None = None) -> None:
+                 schedules: ScheduleBook | None = None) -> None:
         self.model = model
         self.schedules = schedules  # for the schedule tools
         self.tools = {t.name: t for t in tools}
@@ -57,6 +57,8 @@ class TurnRunner:
             agent.updated_at = utcnow()
             session.add(agent)
             session.commit()
+            if self.schedules is not None:
+                self.schedules.publish(session)  # the schedules its tools added or cancelled
             return result
         except LLMUnavailable as exc:
             session.rollback()

@@ -8,8 +8,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from agent.chat import CHANNEL_PERSONA, Channel
-from agent.schedule.commands import run_schedule_command
+from agent.chat import Channel
 from agent.schedule.delivery import Target
 from agent.schedule.model import Schedule
 from agent.schedule.service import Firing, ScheduleService
@@ -98,8 +97,7 @@ class World:
 
     def command(self, text: str, channel: Channel | None = None, author: str = "Ann", thread: str = "") -> str:
         place = channel or self.channel()
-        agent = self.container.agents.open(place.scope, place.agent_name, persona=CHANNEL_PERSONA)
-        return run_schedule_command(self.schedules, int(agent.id or 0), text, author, thread)
+        return self.container.chat.schedule(place, text, author, thread)
 
     def due(self) -> list[Firing]:
         """One scheduler pass at the clock's time: keep leadership, run what is due."""
