@@ -34,7 +34,7 @@ from agent.schedule.timer import Timer, system_clock
 from agent.service import AgentService
 from agent.tools.base import BASE_TOOLS
 from agent.tools.schedule import SCHEDULE_TOOLS
-from bot.settings import Settings, load_settings
+from bot.settings import Settings, load_settings, reveal
 
 LLM_HELP = """No chat model is configured. Set OPENAI_API_KEY (for api.openai.com), or OPENAI_BASE_URL for any
 OpenAI-compatible server, and MEMBOT_LLM_MODEL, for example:
@@ -48,7 +48,7 @@ def make_embedder(settings: Settings) -> Embedder:
     if settings.embedding_provider == "openai":
         from agent.embeddings.remote import OpenAIEmbedder
 
-        return OpenAIEmbedder(settings.embedding_model, settings.openai_api_key, settings.openai_base_url,
+        return OpenAIEmbedder(settings.embedding_model, reveal(settings.openai_api_key), settings.openai_base_url,
                               settings.embedding_batch_size)
     from agent.embeddings.local import LocalEmbedder
 
@@ -145,7 +145,7 @@ class Container(AbstractContextManager["Container"]):
         s = self.settings
         if not s.llm_configured:
             return NoModel()
-        return OpenAIChat(s.llm_model, s.openai_api_key, s.openai_base_url, s.llm_timeout, s.llm_retries)
+        return OpenAIChat(s.llm_model, reveal(s.openai_api_key), s.openai_base_url, s.llm_timeout, s.llm_retries)
 
     @cached_property
     def runner(self) -> TurnRunner:

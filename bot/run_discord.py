@@ -13,6 +13,7 @@ from adapters.discord.delivery import make_delivery
 from agent.errors import ConfigError
 from bot.container import Container
 from bot.process import sigterm_interrupts
+from bot.settings import reveal
 
 NO_TOKEN = ("No Discord bot token. Set DISCORD_TOKEN (Discord Developer Portal > your application > Bot > "
             "Reset Token), or add discord_token to config.toml.")
@@ -32,7 +33,7 @@ def build_bot(container: Container, sync: bool = False, **options: Any) -> Membo
 
 async def run_discord(container: Container, sync: bool = False, **options: Any) -> None:
     """Connect and serve until the bot is closed. discord.py reconnects and waits out rate limits by itself."""
-    token = container.settings.discord_token
+    token = reveal(container.settings.discord_token)
     if not token:
         raise ConfigError(NO_TOKEN)
     bot = build_bot(container, sync, **options)  # fails here, before connecting, when no model is configured

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agent.errors import ConfigError
-from bot.settings import Settings
+from bot.settings import Settings, reveal
 
 MODES = ("socket", "http")
 
@@ -42,14 +42,14 @@ def slack_config(settings: Settings, mode: str | None = None, port: int | None =
     mode = (mode or settings.slack_mode).lower()
     if mode not in MODES:
         raise ConfigError(f"MEMBOT_SLACK_MODE must be socket or http, got {mode!r}.")
-    bot_token = _token(settings.slack_bot_token, "SLACK_BOT_TOKEN", "xoxb-",
+    bot_token = _token(reveal(settings.slack_bot_token), "SLACK_BOT_TOKEN", "xoxb-",
                        "bot token from the app's OAuth & Permissions page")
     app_token = signing_secret = ""
     if mode == "socket":
-        app_token = _token(settings.slack_app_token, "SLACK_APP_TOKEN", "xapp-",
+        app_token = _token(reveal(settings.slack_app_token), "SLACK_APP_TOKEN", "xapp-",
                            "app-level token with connections:write from the app's Basic Information page")
     else:
-        signing_secret = (settings.slack_signing_secret or "").strip()
+        signing_secret = (reveal(settings.slack_signing_secret) or "").strip()
         if not signing_secret:
             raise ConfigError("SLACK_SIGNING_SECRET is not set: HTTP mode needs the signing secret from the app's "
                               "Basic Information page (or use Socket Mode with SLACK_APP_TOKEN).")
