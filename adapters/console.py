@@ -12,13 +12,20 @@ from typing import Any
 
 import click
 
-from agent.archival.catalog import Catalog
-from agent.errors import UserError
-from agent.loop import Incoming, TurnEvent, TurnResult
-from agent.memory.core import Speaker
-from agent.schedule.delivery import Target
-from agent.schedule.service import ScheduleService
-from agent.service import AgentService
+from adapters.views import memory_view
+from agent import (
+    AgentService,
+    Catalog,
+    Incoming,
+    ScheduleBook,
+    Speaker,
+    Target,
+    TurnEvent,
+    TurnResult,
+    UserError,
+    format_page,
+    run_schedule_command,
+)
 
 HELP = """Commands:
   /attach [source]   attach a data source (pick from a list when no name is given)
@@ -47,7 +54,7 @@ class Console:
     scope: str
     interactive: bool
     out: Callable[[str], None] = click.echo
-    schedules: ScheduleService | None = None
+    schedules: ScheduleBook | None = None
 
     @property
     def speaker(self) -> Speaker:
@@ -135,15 +142,11 @@ class Console:
             self.out(f"  {s.source.name}  {s.passages} passages  {mark}".rstrip())
 
     def cmd_memory(self, _: str) -> None:
-        from bot.views import memory_view
-
         memory_view(self.service.memory(self.agent_id), self.out)
 
     def cmd_search(self, rest: str) -> None:
         if not rest:
             raise UserError("Usage: /search QUERY")
-        from agent.memory.archival import format_page
-
         self.out(format_page(self.service.search_archival(self.agent_id, rest)))
 
     def cmd_pop(self, _: str) -> None:
@@ -172,8 +175,6 @@ class Console:
     def cmd_schedule(self, rest: str) -> None:
         if self.schedules is None:
             raise UserError("Schedules are not available here.")
-        from agent.schedule.commands import run_schedule_command
-
         self.out(run_schedule_command(self.schedules, self.agent_id, rest, author=self.speaker.name))
 
     def deliver(self, target: Target, text: str) -> None:

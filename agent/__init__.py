@@ -1,1 +1,60 @@
-"""The shared agent core: memory, data sources, archival search and the agent loop."""
+"""The agent core's public surface: the names the adapters use. Everything else in agent/ is internal.
+
+The names load on first use (PEP 562), so `import agent.errors` and `membot --help` stay light: the core's
+modules pull in SQLAlchemy, pymilvus and the embedding stack.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for type checkers: the same names, resolved statically
+    from agent.archival.catalog import Catalog, SourceSummary
+    from agent.archival.search import SearchPage
+    from agent.chat import Channel, ChatCore, load_report_text
+    from agent.db.models import Document
+    from agent.errors import FileRejected, NotFound, UserError
+    from agent.loading.inputs import InputFile
+    from agent.loading.readers import reader_for
+    from agent.memory.archival import format_page
+    from agent.memory.core import Speaker
+    from agent.schedule.book import ScheduleBook
+    from agent.schedule.commands import run_schedule_command
+    from agent.schedule.delivery import Deliver, DeliveryError, Target
+    from agent.service import AgentService, AgentSummary, MemoryView
+    from agent.turns import Incoming, TurnEvent, TurnResult
+
+_WHERE = {
+    # channels and turns
+    "Channel": "agent.chat", "ChatCore": "agent.chat", "load_report_text": "agent.chat",
+    "AgentService": "agent.service", "AgentSummary": "agent.service", "MemoryView": "agent.service",
+    "Incoming": "agent.turns", "TurnEvent": "agent.turns", "TurnResult": "agent.turns",
+    "Speaker": "agent.memory.core", "format_page": "agent.memory.archival",
+    # sources and files
+    "Catalog": "agent.archival.catalog", "SourceSummary": "agent.archival.catalog",
+    "SearchPage": "agent.archival.search", "Document": "agent.db.models",
+    "InputFile": "agent.loading.inputs", "reader_for": "agent.loading.readers",
+    # timed events
+    "ScheduleBook": "agent.schedule.book", "run_schedule_command": "agent.schedule.commands",
+    "Deliver": "agent.schedule.delivery", "DeliveryError": "agent.schedule.delivery",
+    "Target": "agent.schedule.delivery",
+    # errors whose text is safe to show
+    "UserError": "agent.errors", "NotFound": "agent.errors", "FileRejected": "agent.errors",
+}
+
+__all__ = [
+    "AgentService", "AgentSummary", "Catalog", "Channel", "ChatCore", "Deliver", "DeliveryError", "Document",
+    "FileRejected", "Incoming", "InputFile", "MemoryView", "NotFound", "ScheduleBook", "SearchPage",
+    "SourceSummary", "Speaker", "Target", "TurnEvent", "TurnResult", "UserError", "format_page",
+    "load_report_text", "reader_for", "run_schedule_command",
+]
+
+
+def __getattr__(name: str) -> Any:
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'agent' has no attribute {name!r}")
+    value = getattr(import_module(where), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value

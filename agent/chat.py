@@ -8,19 +8,17 @@ import re
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import TYPE_CHECKING
 
 from agent.archival.catalog import Catalog
 from agent.db.models import Agent
 from agent.errors import UserError
 from agent.loading.inputs import InputFile
 from agent.loading.loader import Loader, LoadReport
-from agent.loop import EventSink, Incoming, TurnResult
 from agent.memory.core import PERSON_PREFIX, Speaker
+from agent.schedule.book import ScheduleBook
+from agent.schedule.commands import run_schedule_command
 from agent.service import AgentService
-
-if TYPE_CHECKING:
-    from agent.schedule.service import ScheduleService
+from agent.turns import EventSink, Incoming, TurnResult
 
 CHANNEL_PERSONA = "channel_helper"
 
@@ -46,7 +44,7 @@ def source_name_for(file_name: str) -> str:
 
 class ChatCore:
     def __init__(self, agents: AgentService, loader: Loader, catalog: Catalog, persona: str = CHANNEL_PERSONA,
-                 schedules: ScheduleService | None = None) -> None:
+                 schedules: ScheduleBook | None = None) -> None:
         self.agents = agents
         self.loader = loader
         self.catalog = catalog
@@ -95,11 +93,10 @@ class ChatCore:
 
     def schedule(self, channel: Channel, text: str, author: str = "", thread: str = "") -> str:
         """`/schedule list | add WHEN WHAT | cancel ID | tz [ZONE]` for the channel's agent."""
-        from agent.schedule.commands import handle_schedule_command
-
         if self.schedules is None:
             raise UserError("Schedules are not available in this process.")
-        return handle_schedule_command(self.schedules, channel, text, author, thread, self.persona)
+        agent = self.agent(channel)  # created with this core's persona on first use
+        return run_schedule_command(self.schedules, int(agent.id or 0), text, author, thread)
 
     def source_names(self, scope: str, prefix: str = "") -> list[str]:
         names = [s.source.name for s in self.catalog.summaries(scope)]

@@ -7,6 +7,7 @@ MembotError           everything we raise on purpose
     FileRejected      a file could not be loaded (type, size, corrupt, encrypted, empty)
     EmbeddingMismatch a source was embedded with another model than the one configured
     StoreUnavailable  a database or Milvus could not be opened or reached
+    ToolFailure       a tool call failed; written for the model to read and recover from
 Anything else is a bug: log it with an error id and show the person only that id.
 """
 
@@ -39,3 +40,7 @@ class EmbeddingMismatch(UserError):
 
 class StoreUnavailable(UserError):
     pass
+
+
+class ToolFailure(UserError):
+    """Raised by a tool with a message written for the model to read and recover from (and safe to show)."""

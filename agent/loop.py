@@ -9,54 +9,27 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from agent import prompts
 from agent.context import Budget, choose_cut, count_tokens, message_tokens, render, summarize
 from agent.db.models import Agent, Message, utcnow
+from agent.errors import ToolFailure
 from agent.llm import ChatModel, Completion, ContextOverflow, LLMUnavailable, ToolCall
 from agent.memory import recall
 from agent.memory.archival import ArchivalMemory, attached_sources
-from agent.memory.core import CoreMemory, Speaker
+from agent.memory.core import CoreMemory
+from agent.schedule.book import ScheduleBook
 from agent.tools.context import ToolContext
-from agent.tools.registry import Tool, ToolFailure, heartbeat_requested
-
-if TYPE_CHECKING:
-    from agent.schedule.service import ScheduleService
+from agent.tools.registry import Tool, heartbeat_requested
+from agent.turns import EventSink, Incoming, TurnEvent, TurnResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Incoming:
-    """A platform-neutral input: a person's message, a timed event (kind="event") or a login (kind="login")."""
-
-    text: str
-    speaker: Speaker | None = None
-    thread: str = ""
-    kind: str = "message"
-
-
-@dataclass(frozen=True)
-class TurnEvent:
-    kind: str  # thought | tool | reply | notice
-    text: str
-    tool: str = ""
-
-
-@dataclass
-class TurnResult:
-    replies: list[str] = field(default_factory=list)
-    events: list[TurnEvent] = field(default_factory=list)
-    notice: str = ""  # shown to people when there is no reply or the turn failed
-    failed: bool = False
-    steps: int = 0
-    prompt_parts: list[dict[str, int]] = field(default_factory=list)  # token split of each call
 
 
 @dataclass(frozen=True)
@@ -66,12 +39,9 @@ class Limits:
     max_tool_output: int = 3000
 
 
-EventSink = Callable[[TurnEvent], None]
-
-
 class TurnRunner:
     def __init__(self, model: ChatModel, tools: Sequence[Tool], limits: Limits,
-                 schedules: ScheduleService | None = None) -> None:
+                 schedules: ScheduleBook | None = None) -> None:
         self.model = model
         self.schedules = schedules  # for the schedule tools
         self.tools = {t.name: t for t in tools}
@@ -87,6 +57,8 @@ class TurnRunner:
             agent.updated_at = utcnow()
             session.add(agent)
             session.commit()
+            if self.schedules is not None:
+                self.schedules.publish(session)  # the schedules its tools added or cancelled
             return result
         except LLMUnavailable as exc:
             session.rollback()

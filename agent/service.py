@@ -18,11 +18,12 @@ from agent.archival.search import Searcher, SearchPage
 from agent.db.models import Agent, Block, Message, Source, SourceBinding
 from agent.embeddings.base import Embedder
 from agent.errors import NotFound, UserError
-from agent.loop import EventSink, Incoming, TurnResult, TurnRunner
+from agent.loop import TurnRunner
 from agent.memory import recall
 from agent.memory.archival import ArchivalMemory, attached_sources
 from agent.memory.core import PERSONA, CoreMemory
 from agent.presets import Presets
+from agent.turns import EventSink, Incoming, TurnResult
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,11 @@ class AgentSummary:
 
 
 class AgentService:
-    def __init__(self, engine: Engine, runner: Callable[[], TurnRunner], store: PassageStore, searcher: Searcher,
+    def __init__(self, engine: Engine, runner: TurnRunner, store: PassageStore, searcher: Searcher,
                  catalog: Catalog, embedder: Callable[[], Embedder], presets: Presets,
                  default_persona: str = "sam", default_human: str = "basic") -> None:
         self.engine = engine
-        self._runner = runner  # a factory: listing or deleting agents never needs the chat model
+        self._runner = runner
         self.store = store
         self.searcher = searcher
         self.catalog = catalog
@@ -125,7 +126,7 @@ class AgentService:
             if agent is None:
                 raise NotFound(f"Agent {agent_id} no longer exists.")
             archival = ArchivalMemory(s, agent, self.store, self.searcher, self.catalog, self.embedder)
-            return self._runner().run(s, agent, incoming, archival, on_event, self.human_preset(agent))
+            return self._runner.run(s, agent, incoming, archival, on_event, self.human_preset(agent))
 
     def _queue(self, agent_id: int) -> ThreadPoolExecutor:
         with self._lock:

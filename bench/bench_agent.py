@@ -35,7 +35,7 @@ from agent.loading.inputs import InputFile  # noqa: E402
 from agent.loop import Incoming  # noqa: E402
 from agent.memory.core import Speaker  # noqa: E402
 from bot.container import Container  # noqa: E402
-from bot.settings import load_settings  # noqa: E402
+from bot.settings import load_settings, reveal  # noqa: E402
 from tests.fakes import FakeOpenAI, openai_server, reply, tool_call  # noqa: E402
 
 MEMGPT_03_SYSTEM_TOKENS = 1200  # memgpt_chat system prompt of MemGPT 0.3, without memory or function schemas
@@ -191,7 +191,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAI(default=model_policy(plan)) as fake:
         settings = load_settings({"MEMBOT_HOME": tmp, "HOME": tmp, "OPENAI_BASE_URL": fake.base_url,
                                   "OPENAI_API_KEY": "test", "MEMBOT_LLM_MODEL": "fake-model"})
-        timed = TimedModel(OpenAIChat(settings.llm_model, settings.openai_api_key, settings.openai_base_url,
+        timed = TimedModel(OpenAIChat(settings.llm_model, reveal(settings.openai_api_key), settings.openai_base_url,
                                       settings.llm_timeout, settings.llm_retries))
         with Container(settings, model=timed) as c:
             c.loader.load("local", "runbook", [InputFile.from_bytes(n, t.encode()) for n, t in RUNBOOK.items()])

@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import bot.run_slack  # noqa: E402
+import bot.container  # noqa: E402
 from agent.chat import Channel, ChatCore  # noqa: E402
 from agent.llm import ChatModel, Completion, OpenAIChat  # noqa: E402
 from agent.loop import TurnResult  # noqa: E402
@@ -171,7 +171,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     openai_server._Handler.disable_nagle_algorithm = True  # else every fake answer waits ~40 ms for an ACK
-    bot.run_slack.ChatCore = TimedCore  # type: ignore[misc]
+    bot.container.ChatCore = TimedCore  # type: ignore[misc]
     results = [run_mode(m, args.single, args.channels, args.per_channel) for m in args.modes.split(",")]
     print(f"overhead = event to reply posted, minus the model's time (ms; model p50 shown apart); "
           f"throughput over {args.channels} channels x {args.per_channel} messages")

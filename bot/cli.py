@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -118,7 +117,7 @@ def sources() -> None:
 @scope_option
 def sources_list(scope: str) -> None:
     """Every source with its files, documents and passages."""
-    from bot.views import sources_table
+    from adapters.views import sources_table
 
     with container() as c:
         sources_table(c.sources.summaries(scope))
@@ -129,7 +128,7 @@ def sources_list(scope: str) -> None:
 @scope_option
 def sources_show(name: str, scope: str) -> None:
     """One source: its embedding model and each file loaded."""
-    from bot.views import source_detail
+    from adapters.views import source_detail
 
     with container() as c:
         source_detail(*c.sources.show(scope, name))
@@ -160,7 +159,7 @@ def sources_delete(name: str, yes: bool, scope: str) -> None:
 @scope_option
 def search(name: str, query: str, k: int, page: int, mode: str, as_json: bool, scope: str) -> None:
     """Search source NAME (or several, comma-separated) for QUERY."""
-    from bot.views import search_results
+    from adapters.views import search_results
 
     names = [n.strip() for n in name.split(",") if n.strip()]
     with container() as c:
@@ -185,13 +184,13 @@ def run(agent_name: str | None, persona: str | None, human: str | None, first: b
 
     interactive = sys.stdin.isatty()
     with container() as c:
-        c.model  # noqa: B018  (fails here, before any prompt, when no model is configured)
+        c.require_model()  # fails here, before any prompt, when no model is configured
         service = c.agents
         name = agent_name or _choose_agent(service, scope, interactive)
         is_new = service.find(scope, name) is None
         agent = service.open(scope, name, persona, human)
         click.echo(f"{'Created' if is_new else 'Continuing with'} agent {agent.name}. /help lists commands.")
-        console = Console(service, c.catalog, int(agent.id or 0), scope, interactive, schedules=c.schedules)
+        console = Console(service, c.catalog, int(agent.id or 0), scope, interactive, schedules=c.book)
         c.deliveries.register("local", console.deliver)  # timed events of local agents print here
         c.start_scheduler()
         if is_new and not first:
@@ -229,7 +228,7 @@ def agents() -> None:
 @agents.command("list")
 @scope_option
 def agents_list(scope: str) -> None:
-    from bot.views import agents_table
+    from adapters.views import agents_table
 
     with container() as c:
         agents_table(c.agents.summaries(scope))
@@ -239,7 +238,7 @@ def agents_list(scope: str) -> None:
 @click.argument("name")
 @scope_option
 def agents_show(name: str, scope: str) -> None:
-    from bot.views import memory_view
+    from adapters.views import memory_view
 
     with container() as c:
         service = c.agents
@@ -302,6 +301,7 @@ cli.add_command(serve)
 
 # entry point ---------------------------------------------------------------------------------------------
 def main() -> None:
+    from adapters.report import report
     from agent.errors import UserError
 
     try:
@@ -322,13 +322,12 @@ def main() -> None:
         click.echo("\n" + INTERRUPTED, err=True)
         sys.exit(130)
     except Exception:
-        error_id = uuid.uuid4().hex[:8]
-        _log_crash(error_id)
-        click.echo(f"Unexpected error (id {error_id}); the details are in the membot log.", err=True)
+        _log_to_file()
+        click.echo(report("membot stopped on an unexpected error", log=log), err=True)
         sys.exit(2)
 
 
-def _log_crash(error_id: str) -> None:
+def _log_to_file() -> None:
     try:
         home = settings().home
         home.mkdir(parents=True, exist_ok=True)
@@ -336,4 +335,3 @@ def _log_crash(error_id: str) -> None:
     except Exception:
         handler = logging.StreamHandler(sys.stderr)
     logging.basicConfig(handlers=[handler], format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    log.exception("error id %s", error_id)

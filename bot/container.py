@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -16,17 +16,25 @@ from agent.archival.index import IndexCache
 from agent.archival.milvus_store import PassageStore
 from agent.archival.search import Searcher
 from agent.archival.sources import Sources
+from agent.chat import ChatCore
+from agent.context import Budget
+from agent.db.engine import open_engine
 from agent.embeddings.base import Embedder
-from agent.llm import ChatModel
+from agent.errors import ConfigError
+from agent.llm import ChatModel, Completion, OpenAIChat
 from agent.loading.loader import Loader
-from agent.loop import TurnRunner
+from agent.loop import Limits, TurnRunner
+from agent.presets import Presets
+from agent.schedule import model as schedule_tables  # noqa: F401  (open_engine creates the tables imported)
+from agent.schedule.board import JobBoard
+from agent.schedule.book import ScheduleBook, ScheduleLimits
+from agent.schedule.delivery import DeliveryRegistry
+from agent.schedule.service import ScheduleService
+from agent.schedule.timer import Timer, system_clock
 from agent.service import AgentService
-from bot.settings import Settings
-
-if TYPE_CHECKING:
-    from agent.schedule.delivery import DeliveryRegistry
-    from agent.schedule.service import ScheduleService
-    from agent.schedule.timer import Timer
+from agent.tools.base import BASE_TOOLS
+from agent.tools.schedule import SCHEDULE_TOOLS
+from bot.settings import Settings, load_settings, reveal
 
 LLM_HELP = """No chat model is configured. Set OPENAI_API_KEY (for api.openai.com), or OPENAI_BASE_URL for any
 OpenAI-compatible server, and MEMBOT_LLM_MODEL, for example:
@@ -40,27 +48,35 @@ def make_embedder(settings: Settings) -> Embedder:
     if settings.embedding_provider == "openai":
         from agent.embeddings.remote import OpenAIEmbedder
 
-        return OpenAIEmbedder(settings.embedding_model, settings.openai_api_key, settings.openai_base_url,
+        return OpenAIEmbedder(settings.embedding_model, reveal(settings.openai_api_key), settings.openai_base_url,
                               settings.embedding_batch_size)
     from agent.embeddings.local import LocalEmbedder
 
     return LocalEmbedder(settings.embedding_model, settings.embedding_batch_size)
 
 
+class NoModel:
+    """The chat model until one is configured: any turn fails with how to configure one. Commands that never
+    run a turn (listing or deleting agents, sources) work without it."""
+
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Completion:
+        raise ConfigError(LLM_HELP)
+
+
 class Container(AbstractContextManager["Container"]):
-    """Everything is built lazily on first use, so a command opens only what it needs."""
+    """Each service is built once, on first use, from the ones below it, so a command opens only what it needs.
+    Nothing else in membot constructs them."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, model: ChatModel | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
         self._model = model
-        self._clock = clock  # the schedules' notion of now (tests move it by hand)
+        self.clock = clock or system_clock  # the schedules' notion of now (tests move it by hand)
 
+    # storage -------------------------------------------------------------------------------------------
     @cached_property
     def engine(self) -> Engine:
-        from agent.db.engine import open_engine
-
         return open_engine(self.settings.database_url)
 
     @cached_property
@@ -79,6 +95,7 @@ class Container(AbstractContextManager["Container"]):
 
     @cached_property
     def searcher(self) -> Searcher:
+        # The embedder is passed lazily: loading it takes seconds, and most searches of a command never embed.
         return Searcher(IndexCache(self.passages, self.settings.search_cache_rows), lambda: self.embedder)
 
     @cached_property
@@ -91,70 +108,82 @@ class Container(AbstractContextManager["Container"]):
         return Loader(self.catalog, self.passages, self.embedder, s.chunk_tokens, s.chunk_overlap,
                       int(s.max_file_mb * 1_000_000))
 
-    @property
-    def model(self) -> ChatModel:
-        if self._model is None:
-            from agent.errors import ConfigError
-            from agent.llm import OpenAIChat
-
-            s = self.settings
-            if not s.llm_configured:
-                raise ConfigError(LLM_HELP)
-            self._model = OpenAIChat(s.llm_model, s.openai_api_key, s.openai_base_url, s.llm_timeout, s.llm_retries)
-        return self._model
-
-    @cached_property
-    def runner(self) -> TurnRunner:
-        from agent.context import Budget
-        from agent.loop import Limits
-        from agent.tools.base import BASE_TOOLS
-        from agent.tools.schedule import SCHEDULE_TOOLS
-
-        s = self.settings
-        return TurnRunner(self.model, BASE_TOOLS + SCHEDULE_TOOLS,
-                          Limits(Budget(s.context_window), max_steps=s.max_steps), schedules=self.schedules)
-
-    @cached_property
-    def agents(self) -> AgentService:
-        from agent.presets import Presets
-
-        return AgentService(self.engine, lambda: self.runner, self.passages, self.searcher, self.catalog,
-                            lambda: self.embedder, Presets(self.settings.home))
-
+    # schedules (the book and the board) -----------------------------------------------------------------
     @cached_property
     def deliveries(self) -> DeliveryRegistry:
         """Adapters register here how to post a timed event's replies on their platform."""
-        from agent.schedule.delivery import DeliveryRegistry
-
         return DeliveryRegistry()
 
     @cached_property
-    def schedules(self) -> ScheduleService:
-        from datetime import timedelta
+    def board(self) -> JobBoard:
+        return JobBoard(self.engine)
 
-        from agent.schedule.service import ScheduleLimits, ScheduleService
-        from agent.schedule.timer import Timer, system_clock
-
+    @cached_property
+    def limits(self) -> ScheduleLimits:
         s = self.settings
-        clock = self._clock or system_clock
-        timer = Timer(self.engine, self.deliveries.platforms, clock, s.schedule_poll_seconds)
-        limits = ScheduleLimits(s.schedule_max_per_channel, timedelta(minutes=s.schedule_min_interval_minutes),
-                                timedelta(minutes=s.schedule_grace_minutes), s.timezone)
-        return ScheduleService(self.engine, lambda: self.agents, self.deliveries, timer, limits, clock)
+        return ScheduleLimits(s.schedule_max_per_channel, timedelta(minutes=s.schedule_min_interval_minutes),
+                              timedelta(minutes=s.schedule_grace_minutes), s.timezone)
 
+    @cached_property
+    def book(self) -> ScheduleBook:
+        return ScheduleBook(self.engine, self.board, self.limits, self.clock)
+
+    # turns ---------------------------------------------------------------------------------------------
     @property
+    def model_configured(self) -> bool:
+        return self._model is not None or self.settings.llm_configured
+
+    def require_model(self) -> None:
+        """Fail now, with how to configure one, when no chat model is configured (before connecting)."""
+        if not self.model_configured:
+            raise ConfigError(LLM_HELP)
+
+    @cached_property
+    def model(self) -> ChatModel:
+        if self._model is not None:
+            return self._model
+        s = self.settings
+        if not s.llm_configured:
+            return NoModel()
+        return OpenAIChat(s.llm_model, reveal(s.openai_api_key), s.openai_base_url, s.llm_timeout, s.llm_retries)
+
+    @cached_property
+    def runner(self) -> TurnRunner:
+        s = self.settings
+        return TurnRunner(self.model, BASE_TOOLS + SCHEDULE_TOOLS,
+                          Limits(Budget(s.context_window), max_steps=s.max_steps), schedules=self.book)
+
+    @cached_property
+    def agents(self) -> AgentService:
+        # The embedder is passed lazily, as for the searcher.
+        return AgentService(self.engine, self.runner, self.passages, self.searcher, self.catalog,
+                            lambda: self.embedder, Presets(self.settings.home))
+
+    # channels and firing -------------------------------------------------------------------------------
+    @cached_property
+    def chat(self) -> ChatCore:
+        """The platform-neutral channel operations every chat adapter translates to."""
+        return ChatCore(self.agents, self.loader, self.catalog, schedules=self.book)
+
+    @cached_property
+    def schedules(self) -> ScheduleService:
+        return ScheduleService(self.engine, self.agents, self.deliveries, self.limits)
+
+    @cached_property
     def timer(self) -> Timer:
-        """The APScheduler facade behind the schedules (bound to them)."""
-        return self.schedules.timer
+        """Runs the schedules of each platform with a registered delivery while this process leads it."""
+        return Timer(self.engine, self.board, self.deliveries.platforms, self.schedules.fire, self.book.reconcile,
+                     self.clock, self.settings.schedule_poll_seconds)
 
     def start_scheduler(self) -> None:
-        """Run the schedules of each platform with a registered delivery while this process leads it. Register
-        the adapters' deliveries first."""
+        """Start the timer's passes. Register the adapters' deliveries first."""
         self.timer.start()
 
     def close(self) -> None:
-        if "schedules" in self.__dict__:
+        if "timer" in self.__dict__:
             self.timer.stop()  # no new firings; the turns already queued finish below
+        if "board" in self.__dict__:
+            self.board.close()
         if "agents" in self.__dict__:
             self.agents.close()
         if "passages" in self.__dict__:
@@ -165,3 +194,8 @@ class Container(AbstractContextManager["Container"]):
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def open_container() -> Container:
+    """The container on the settings of this process (environment, ~/.membot/config.toml, defaults)."""
+    return Container(load_settings())

@@ -10,9 +10,10 @@ import discord
 
 from adapters.discord.bot import MembotBot
 from adapters.discord.delivery import make_delivery
-from agent.chat import ChatCore
 from agent.errors import ConfigError
 from bot.container import Container
+from bot.process import sigterm_interrupts
+from bot.settings import reveal
 
 NO_TOKEN = ("No Discord bot token. Set DISCORD_TOKEN (Discord Developer Portal > your application > Bot > "
             "Reset Token), or add discord_token to config.toml.")
@@ -24,16 +25,15 @@ NO_INTENT = ("Discord refused the Message Content intent: enable it under Develo
 def build_bot(container: Container, sync: bool = False, **options: Any) -> MembotBot:
     """The bot on the container's services; `options` go to discord.py (tests shorten its start-up waits)."""
     s = container.settings
-    _ = container.model  # fails here, before connecting, when no chat model is configured
-    core = ChatCore(container.agents, container.loader, container.catalog, schedules=container.schedules)
+    container.require_model()  # fails here, before connecting, when no chat model is configured
     guild = int(s.discord_guild_id) if s.discord_guild_id else None
-    return MembotBot(core, int(s.max_file_mb * 1_000_000), sync_guild=guild, sync_global=sync and guild is None,
-                     **options)
+    return MembotBot(container.chat, int(s.max_file_mb * 1_000_000), sync_guild=guild,
+                     sync_global=sync and guild is None, **options)
 
 
 async def run_discord(container: Container, sync: bool = False, **options: Any) -> None:
     """Connect and serve until the bot is closed. discord.py reconnects and waits out rate limits by itself."""
-    token = container.settings.discord_token
+    token = reveal(container.settings.discord_token)
     if not token:
         raise ConfigError(NO_TOKEN)
     bot = build_bot(container, sync, **options)  # fails here, before connecting, when no model is configured
@@ -52,6 +52,7 @@ async def run_discord(container: Container, sync: bool = False, **options: Any) 
 
 def serve_discord(container: Container, sync: bool = False) -> None:
     discord.utils.setup_logging()
+    sigterm_interrupts()  # SIGTERM stops the bot the way Ctrl-C does
     try:
         asyncio.run(run_discord(container, sync))
     except KeyboardInterrupt:

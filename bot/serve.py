@@ -20,10 +20,11 @@ def serve() -> None:
 @click.option("--path", help="HTTP mode: the Request URL path (MEMBOT_SLACK_PATH, default /slack/events).")
 def slack(mode: str | None, port: int | None, path: str | None) -> None:
     """Serve Slack: SLACK_BOT_TOKEN (xoxb-) and SLACK_APP_TOKEN (xapp-) or SLACK_SIGNING_SECRET. See docs/slack.md."""
-    from bot.cli import container
-    from bot.run_slack import serve_slack, slack_config
+    from bot.container import open_container
+    from bot.run_slack import serve_slack
+    from bot.slack_config import slack_config
 
-    with container() as c:
+    with open_container() as c:
         slack_config(c.settings, mode, port, path)  # a missing token fails before anything is opened
         serve_slack(c, mode, port, path)
 
@@ -37,16 +38,20 @@ def serve_all(sync: bool) -> None:
     """Serve Slack and Discord from one process (both configured; one scheduler for both)."""
     import asyncio
 
-    from bot.cli import container
+    from bot.container import open_container
+    from bot.process import setup_logging, sigterm_interrupts
     from bot.run_discord import NO_TOKEN, run_discord
-    from bot.run_slack import slack_config, start_slack
+    from bot.run_slack import start_slack
+    from bot.slack_config import slack_config
 
-    with container() as c:
+    setup_logging()
+    with open_container() as c:
         config = slack_config(c.settings)  # a missing Slack token fails before anything is opened
         if not c.settings.discord_token:
             raise ConfigError(NO_TOKEN)
-        _ = c.model
+        c.require_model()
         running = start_slack(c, config)
+        sigterm_interrupts()  # SIGTERM stops both adapters the way Ctrl-C does
         try:
             asyncio.run(run_discord(c, sync))  # starts the scheduler with both deliveries registered
         except KeyboardInterrupt:

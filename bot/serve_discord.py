@@ -11,9 +11,8 @@ import click
                    "to an hour to show them). With DISCORD_GUILD_ID set they sync to that server at every start.")
 def discord_command(sync: bool) -> None:
     """Run the Discord bot: each channel gets its own agent; mention the bot to talk to it."""
-    from bot.container import Container
+    from bot.container import open_container
     from bot.run_discord import serve_discord
-    from bot.settings import load_settings
 
-    with Container(load_settings()) as container:
+    with open_container() as container:
         serve_discord(container, sync)

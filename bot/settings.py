@@ -1,16 +1,28 @@
-"""The one settings object: environment variables over an optional `~/.membot/config.toml`, read once."""
+"""The one settings object, on pydantic-settings: environment variables over an optional `~/.membot/config.toml`
+over defaults, read once. A new setting is one field below; its variable is MEMBOT_<NAME> unless an alias says
+otherwise, and its name in config.toml is the field's name."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BeforeValidator, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from agent.errors import ConfigError
 
@@ -21,46 +33,94 @@ else:  # pragma: no cover - Python 3.10
 
 DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
-SECRET_FIELDS = frozenset({"openai_api_key", "discord_token", "slack_bot_token", "slack_app_token",
-                           "slack_signing_secret"})
 
 
-@dataclass(frozen=True)
-class Settings:
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic would read `true` as 1
+        raise ValueError("a number, not true/false")
+    return value
+
+
+def _whole_as_text(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # an id written as a TOML number, say
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_not_bool)]
+Number = Annotated[float, BeforeValidator(_not_bool)]
+Text = Annotated[str, BeforeValidator(_whole_as_text)]
+
+
+class Settings(BaseSettings):
     """Everything membot can be configured with. Built by `load_settings`, never from os.environ elsewhere."""
 
+    model_config = SettingsConfigDict(env_prefix="MEMBOT_", env_ignore_empty=True, extra="forbid", frozen=True,
+                                      allow_inf_nan=False, validate_by_name=True, validate_by_alias=True)
+
     home: Path
-    database_url: str
-    milvus_uri: str
-    embedding_provider: str = "local"  # local | openai
-    embedding_model: str = DEFAULT_LOCAL_MODEL
-    embedding_batch_size: int = 32
-    openai_api_key: str | None = field(default=None, repr=False)
-    openai_base_url: str | None = None
-    llm_model: str = "gpt-4o-mini"
-    context_window: int = 8192
-    max_steps: int = 8
-    llm_timeout: float = 120.0
-    llm_retries: int = 4
-    chunk_tokens: int = 300
-    chunk_overlap: int = 20
-    max_file_mb: float = 50.0
-    search_cache_rows: int = 2_000_000
-    timezone: str = "UTC"  # a channel's time zone for schedules until it sets its own
-    schedule_max_per_channel: int = 25  # active schedules per channel
-    schedule_min_interval_minutes: float = 10.0  # the shortest gap between firings of a repeating schedule
-    schedule_grace_minutes: float = 15.0  # a firing missed while the bot was down still runs if this late at most
-    schedule_poll_seconds: float = 30.0  # how often the scheduler checks leadership and jobs of other processes
-    slack_bot_token: str | None = field(default=None, repr=False)  # xoxb-...
-    slack_app_token: str | None = field(default=None, repr=False)  # xapp-... (Socket Mode)
-    slack_signing_secret: str | None = field(default=None, repr=False)  # HTTP mode
-    slack_mode: str = "socket"  # socket | http
-    slack_host: str = "0.0.0.0"  # HTTP mode: the address to listen on
-    slack_port: int = 3000
-    slack_path: str = "/slack/events"
-    slack_api_url: str = "https://slack.com/api/"  # another for GovSlack, or a fake in tests
-    discord_token: str | None = field(default=None, repr=False)
-    discord_guild_id: str | None = None  # sync slash commands to this server at start (instant)
+    database_url: Text = ""  # default: SQLite in home
+    milvus_uri: Text = ""  # default: Milvus Lite in home
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_model: Text = DEFAULT_LOCAL_MODEL
+    embedding_batch_size: Whole = 32
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: Text | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    llm_model: Text = "gpt-4o-mini"
+    context_window: Whole = 8192
+    max_steps: Whole = 8
+    llm_timeout: Number = 120.0
+    llm_retries: Whole = 4
+    chunk_tokens: Whole = 300
+    chunk_overlap: Whole = 20
+    max_file_mb: Number = 50.0
+    search_cache_rows: Whole = 2_000_000
+    timezone: Text = "UTC"  # a channel's time zone for schedules until it sets its own
+    schedule_max_per_channel: Whole = 25  # active schedules per channel
+    schedule_min_interval_minutes: Number = 10.0  # the shortest gap between firings of a repeating schedule
+    schedule_grace_minutes: Number = 15.0  # a firing missed while the bot was down still runs if this late at most
+    schedule_poll_seconds: Number = 30.0  # how often the scheduler checks leadership and jobs of other processes
+    slack_bot_token: SecretStr | None = Field(default=None, validation_alias="SLACK_BOT_TOKEN")  # xoxb-...
+    slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")  # xapp-... (Socket)
+    slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")  # HTTP mode
+    slack_mode: Text = "socket"  # socket | http
+    slack_host: Text = "0.0.0.0"  # HTTP mode: the address to listen on
+    slack_port: Whole = 3000
+    slack_path: Text = "/slack/events"
+    slack_api_url: Text = "https://slack.com/api/"  # another for GovSlack, or a fake in tests
+    discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_TOKEN")
+    discord_guild_id: Text | None = Field(default=None, validation_alias="DISCORD_GUILD_ID")  # sync commands there
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_in_home(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("home") is not None:
+            home = Path(data["home"])
+            data.setdefault("database_url", f"sqlite:///{home / 'membot.db'}")
+            data.setdefault("milvus_uri", str(home / "milvus.db"))
+            if data.get("embedding_provider") == "openai" and "embedding_model" not in data:
+                data["embedding_model"] = DEFAULT_OPENAI_EMBEDDING_MODEL
+        return data
+
+    @field_validator("home")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @field_validator("milvus_uri")
+    @classmethod
+    def _expand_local_path(cls, value: str) -> str:
+        return value if "://" in value else str(Path(value).expanduser())
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then config.toml (already read by `load_settings`)."""
+        inputs = _inputs.get() or _Inputs(os.environ, {})
+        return init_settings, _Environment(settings_cls, inputs.environ), InitSettingsSource(settings_cls, inputs.file)
 
     @property
     def config_path(self) -> Path:
@@ -77,50 +137,45 @@ class Settings:
     def describe(self) -> dict[str, str]:
         """Settings as text for display, with secrets masked."""
         shown = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in SECRET_FIELDS and value:
-                value = "****" + str(value)[-4:] if len(str(value)) > 8 else "****"
-            shown[f.name] = "" if value is None else str(value)
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                plain = value.get_secret_value()
+                value = ("****" + plain[-4:] if len(plain) > 8 else "****") if plain else ""
+            shown[name] = "" if value is None else str(value)
         return shown
 
 
+def reveal(secret: SecretStr | None) -> str | None:
+    """A secret setting's text, for the one client that needs it (never for display or logs)."""
+    return secret.get_secret_value() if secret is not None else None
+
+
 # name in config.toml / Settings -> environment variable
-ENV_NAMES: dict[str, str] = {
-    "home": "MEMBOT_HOME",
-    "database_url": "MEMBOT_DATABASE_URL",
-    "milvus_uri": "MEMBOT_MILVUS_URI",
-    "embedding_provider": "MEMBOT_EMBEDDING_PROVIDER",
-    "embedding_model": "MEMBOT_EMBEDDING_MODEL",
-    "embedding_batch_size": "MEMBOT_EMBEDDING_BATCH_SIZE",
-    "openai_api_key": "OPENAI_API_KEY",
-    "openai_base_url": "OPENAI_BASE_URL",
-    "llm_model": "MEMBOT_LLM_MODEL",
-    "context_window": "MEMBOT_CONTEXT_WINDOW",
-    "max_steps": "MEMBOT_MAX_STEPS",
-    "llm_timeout": "MEMBOT_LLM_TIMEOUT",
-    "llm_retries": "MEMBOT_LLM_RETRIES",
-    "chunk_tokens": "MEMBOT_CHUNK_TOKENS",
-    "chunk_overlap": "MEMBOT_CHUNK_OVERLAP",
-    "max_file_mb": "MEMBOT_MAX_FILE_MB",
-    "search_cache_rows": "MEMBOT_SEARCH_CACHE_ROWS",
-    "timezone": "MEMBOT_TIMEZONE",
-    "schedule_max_per_channel": "MEMBOT_SCHEDULE_MAX_PER_CHANNEL",
-    "schedule_min_interval_minutes": "MEMBOT_SCHEDULE_MIN_INTERVAL_MINUTES",
-    "schedule_grace_minutes": "MEMBOT_SCHEDULE_GRACE_MINUTES",
-    "schedule_poll_seconds": "MEMBOT_SCHEDULE_POLL_SECONDS",
-    "slack_bot_token": "SLACK_BOT_TOKEN",
-    "slack_app_token": "SLACK_APP_TOKEN",
-    "slack_signing_secret": "SLACK_SIGNING_SECRET",
-    "slack_mode": "MEMBOT_SLACK_MODE",
-    "slack_host": "MEMBOT_SLACK_HOST",
-    "slack_port": "MEMBOT_SLACK_PORT",
-    "slack_path": "MEMBOT_SLACK_PATH",
-    "slack_api_url": "MEMBOT_SLACK_API_URL",
-    "discord_token": "DISCORD_TOKEN",
-    "discord_guild_id": "DISCORD_GUILD_ID",
-}
+ENV_NAMES: dict[str, str] = {name: str(f.validation_alias or f"MEMBOT_{name.upper()}")
+                             for name, f in Settings.model_fields.items()}
+SECRET_FIELDS = frozenset(name for name, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation))
 PROVIDERS = ("local", "openai")
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    environ: Mapping[str, str]
+    file: dict[str, Any]
+
+
+_inputs: ContextVar[_Inputs | None] = ContextVar("membot_settings_inputs", default=None)
+
+
+class _Environment(EnvSettingsSource):
+    """The environment source over a given mapping (os.environ in use; a dict in tests)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ  # read by _load_env_vars, which the base class calls
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
 
 
 def default_home(env: Mapping[str, str]) -> Path:
@@ -150,28 +205,51 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment (highest priority) over the config file over defaults."""
     env = os.environ if env is None else env
     home = default_home(env)
-    raw: dict[str, Any] = read_config_file(home / "config.toml")
-    for name, var in ENV_NAMES.items():
-        if env.get(var):
-            raw[name] = env[var]
-    raw["home"] = home
-    raw.setdefault("database_url", f"sqlite:///{home / 'membot.db'}")
-    raw.setdefault("milvus_uri", str(home / "milvus.db"))
-    if raw.get("embedding_provider") == "openai" and "embedding_model" not in raw:
-        raw["embedding_model"] = DEFAULT_OPENAI_EMBEDDING_MODEL
-    return _validated(raw)
+    return _build(home, env, read_config_file(home / "config.toml"))
 
 
-def _validated(raw: dict[str, Any]) -> Settings:
-    kwargs: dict[str, Any] = {}
-    types = {f.name: f.type for f in fields(Settings)}
-    for name, value in raw.items():
-        kwargs[name] = _coerce(name, str(types[name]), value)
-    settings = Settings(**kwargs)
-    if settings.embedding_provider not in PROVIDERS:
-        raise ConfigError(
-            f"MEMBOT_EMBEDDING_PROVIDER must be one of {', '.join(PROVIDERS)}, got {settings.embedding_provider!r}."
-        )
+def _build(home: Path, env: Mapping[str, str], file: dict[str, Any]) -> Settings:
+    token = _inputs.set(_Inputs(env, {k: v for k, v in file.items() if k != "home"}))
+    try:
+        settings = Settings(home=home)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+    finally:
+        _inputs.reset(token)
+    _check(settings)
+    return settings
+
+
+_BY_VARIABLE = {var: name for name, var in ENV_NAMES.items()}
+_MUST: dict[object, str] = {int: "a whole number", float: "a number", str: "text", SecretStr: "text",
+                           Literal: "one of " + ", ".join(PROVIDERS)}
+
+
+def _base(annotation: Any) -> Any:
+    """int for `Whole | None`, Literal for `Literal[...]`: the type a value must have."""
+    if get_origin(annotation) in (Union, UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return get_origin(annotation) or annotation
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    """The first problem, as one sentence naming the variable and what it must be; a secret is never repeated."""
+    error = exc.errors()[0]
+    where = str(error["loc"][0]) if error["loc"] else ""
+    name = _BY_VARIABLE.get(where, where)
+    label = ENV_NAMES.get(name, name or "A setting")
+    got = "" if name in SECRET_FIELDS else f", got {error.get('input')!r}"
+    if error["type"] == "finite_number":
+        return ConfigError(f"{label} must be a finite number{got}.")
+    field = Settings.model_fields.get(name)
+    must = _MUST.get(_base(field.annotation)) if field else None
+    return ConfigError(f"{label} must be {must}{got}." if must else f"{label}: {error['msg']}{got}.")
+
+
+def _check(settings: Settings) -> None:
+    """Rules across settings, after each has its type."""
     if settings.chunk_overlap >= settings.chunk_tokens:
         raise ConfigError("MEMBOT_CHUNK_OVERLAP must be smaller than MEMBOT_CHUNK_TOKENS.")
     if settings.max_file_mb <= 0 or settings.embedding_batch_size <= 0:
@@ -183,7 +261,6 @@ def _validated(raw: dict[str, Any]) -> Settings:
     _check_schedule_settings(settings)
     if settings.discord_guild_id is not None and not settings.discord_guild_id.strip().isdigit():
         raise ConfigError(f"DISCORD_GUILD_ID must be a server id (digits), got {settings.discord_guild_id!r}.")
-    return settings
 
 
 def _check_schedule_settings(settings: Settings) -> None:
@@ -198,45 +275,6 @@ def _check_schedule_settings(settings: Settings) -> None:
         raise ConfigError("MEMBOT_SCHEDULE_MAX_PER_CHANNEL and MEMBOT_SCHEDULE_MIN_INTERVAL_MINUTES must be positive.")
     if settings.schedule_grace_minutes < 0 or settings.schedule_poll_seconds <= 0:
         raise ConfigError("MEMBOT_SCHEDULE_GRACE_MINUTES must be >= 0 and MEMBOT_SCHEDULE_POLL_SECONDS positive.")
-
-
-def _coerce(name: str, kind: str, value: Any) -> Any:
-    """One setting as its field's type; a value of the wrong kind (from the environment, where everything is
-    text, or from config.toml) is a ConfigError naming the setting, never a crash later."""
-    label = ENV_NAMES.get(name, name)
-    if name == "home":
-        return Path(value).expanduser()
-    if value is None and "None" in kind:
-        return None
-    if kind == "int":
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-        raise ConfigError(f"{label} must be a whole number, got {value!r}.")
-    if kind == "float":
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            number = float(value)
-        elif isinstance(value, str):
-            try:
-                number = float(value.strip())
-            except ValueError:
-                raise ConfigError(f"{label} must be a number, got {value!r}.") from None
-        else:
-            raise ConfigError(f"{label} must be a number, got {value!r}.")
-        if not math.isfinite(number):
-            raise ConfigError(f"{label} must be a finite number, got {value!r}.")
-        return number
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)  # an id written as a TOML number, say
-    if not isinstance(value, str):
-        raise ConfigError(f"{label} must be text, got {value!r}.")
-    if name == "milvus_uri" and "://" not in value:
-        return str(Path(value).expanduser())
-    return value
 
 
 def _toml_string(value: str) -> str:
@@ -257,8 +295,8 @@ def write_config(settings: Settings, values: Mapping[str, Any]) -> Path:
     path = settings.config_path
     merged = read_config_file(path)
     merged.update({k: v for k, v in values.items() if v is not None})
-    probe = dataclasses.replace(settings, **{k: v for k, v in merged.items() if k != "home"})
-    _validated({**{f.name: getattr(probe, f.name) for f in fields(probe)}})
+    current = {name: getattr(settings, name) for name in Settings.model_fields if name != "home"}
+    _build(settings.home, {}, {**current, **{k: v for k, v in merged.items() if k != "home"}})
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = ["# membot settings; environment variables override these.\n"]
     for name in ENV_NAMES:

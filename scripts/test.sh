@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1
 .venv/bin/ruff check bot agent adapters tests bench
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache  # the import rules of docs/architecture.md (pyproject.toml)
 .venv/bin/python -m pytest -q "$@"

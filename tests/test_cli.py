@@ -24,6 +24,7 @@ from sqlmodel import Session, select
 from agent.embeddings.base import Progress, normalise
 from bot.cli import main
 from bot.container import Container
+from bot.settings import reveal
 from tests.conftest import PAPER, ROOT, make_settings
 
 PER_PAGE = 10  # results per page in the paging test
@@ -474,6 +475,6 @@ def test_configure_in_a_terminal_asks_each_question_and_hides_the_key(home: Path
     assert secret.encode() not in screen  # typed, but never shown
     assert oct((home / "config.toml").stat().st_mode & 0o777) == oct(0o600)
     s = make_settings(home)
-    assert (s.embedding_provider, s.embedding_model, s.openai_api_key, s.openai_base_url, s.llm_model,
+    assert (s.embedding_provider, s.embedding_model, reveal(s.openai_api_key), s.openai_base_url, s.llm_model,
             s.context_window) == ("openai", "text-embedding-3-small", secret, "http://127.0.0.1:11434/v1", "llama3.1",
                                   32768)

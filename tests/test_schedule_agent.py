@@ -96,9 +96,9 @@ def test_console_schedule_and_its_delivery_in_the_running_scheduler(home: Path, 
     with Container(settings, clock=clock) as c:
         agent = c.agents.open("local", "console")
         console = Console(c.agents, c.catalog, int(agent.id or 0), "local", False, out=lines.append,
-                          schedules=c.schedules)
+                          schedules=c.book)
         c.deliveries.register("local", console.deliver)
-        c.start_scheduler()  # APScheduler's own thread runs the passes from here on
+        c.start_scheduler()  # the timer's thread runs the passes from here on
         console.run(["/schedule add in 2 hours tea time", "/schedule list", "/schedule add 2020-01-01 10:00 x"])
         assert lines[0].startswith("Scheduled #1 Mon 2026-11-23 10:00 (UTC): tea time")
         assert "#1 Mon 2026-11-23 10:00 (UTC): tea time" in lines[1] and "(in 2 hours)" in lines[1]

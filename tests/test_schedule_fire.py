@@ -199,7 +199,7 @@ def test_bad_input(world: World) -> None:
     with pytest.raises(ScheduleError, match="under 2000"):
         world.command("add in 2 hours " + "x" * 2001)
     assert "No schedules" in world.command("")
-    assert world.schedules.listing(world.schedules.session(), 1) == []
+    assert world.container.book.listing(world.container.book.session(), 1) == []
 
 
 def test_failed_turn_still_delivers_the_reminder(world: World, fake: FakeOpenAI, clock: ManualClock) -> None:

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from agent.errors import ConfigError
 from bot.configure import ask, run_configure
-from bot.settings import load_settings, write_config
+from bot.settings import load_settings, reveal, write_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -146,7 +146,7 @@ def test_unreadable_config_path_is_a_config_error(home: Path) -> None:
 
 def test_secrets_are_masked_when_shown(home: Path) -> None:
     s = load_settings(env_for(home, OPENAI_API_KEY=SECRET))
-    assert s.openai_api_key == SECRET
+    assert reveal(s.openai_api_key) == SECRET  # a SecretStr: only reveal() shows it
     assert SECRET not in repr(s)
     shown = s.describe()
     assert SECRET not in str(shown)
@@ -163,7 +163,7 @@ def test_write_config_round_trips_and_is_owner_only(home: Path) -> None:
     data = tomllib.loads(path.read_text())
     assert data == {"openai_api_key": SECRET, "llm_model": "gpt-x", "context_window": 32768, "max_file_mb": 1.5}
     again = load_settings(env_for(home))
-    assert (again.openai_api_key, again.llm_model, again.context_window) == (SECRET, "gpt-x", 32768)
+    assert (reveal(again.openai_api_key), again.llm_model, again.context_window) == (SECRET, "gpt-x", 32768)
     assert not [p.name for p in home.iterdir() if p.name != "config.toml"]  # no temporary file left behind
 
 
@@ -213,7 +213,7 @@ def test_configure_flags_write_the_key_without_printing_it(home: Path) -> None:
     assert f"Saved settings to {home / 'config.toml'}" in result.output
     assert mode_of(home / "config.toml") == 0o600
     s = load_settings(env_for(home))
-    assert (s.openai_api_key, s.llm_model, s.context_window) == (SECRET, "gpt-x", 16384)
+    assert (reveal(s.openai_api_key), s.llm_model, s.context_window) == (SECRET, "gpt-x", 16384)
 
 
 def test_configure_flags_store_platform_tokens_without_printing_them(home: Path) -> None:
@@ -225,7 +225,7 @@ def test_configure_flags_store_platform_tokens_without_printing_them(home: Path)
     assert result.exit_code == 0, result.output
     assert SECRET not in result.output
     s = load_settings(env_for(home))
-    assert (s.slack_bot_token, s.slack_app_token, s.discord_token, s.discord_guild_id) == (
+    assert (reveal(s.slack_bot_token), reveal(s.slack_app_token), reveal(s.discord_token), s.discord_guild_id) == (
         "xoxb-" + SECRET, "xapp-" + SECRET, "dt-" + SECRET, "123456789")
     assert SECRET not in repr(s) and SECRET not in str(s.describe())
     bad = CliRunner().invoke(cli, ["configure", "-y", "--discord-guild-id", "general"], env=env_for(home))
@@ -276,7 +276,7 @@ def test_interactive_configure_asks_for_each_setting(home: Path, tmp_path: Path)
     s = load_settings(env_for(home))
     assert s.milvus_uri == uri
     assert s.database_url == f"sqlite:///{home / 'membot.db'}"
-    assert (s.openai_api_key, s.openai_base_url, s.llm_model, s.context_window) == (
+    assert (reveal(s.openai_api_key), s.openai_base_url, s.llm_model, s.context_window) == (
         SECRET, "http://127.0.0.1:11434/v1", "llama3.1", 16384)
 
 
@@ -285,7 +285,7 @@ def test_interactive_defaults_keep_the_current_settings(home: Path) -> None:
     result = run_interactive(home, [""] * 9)
     assert result.exit_code == 0, result.output
     s = load_settings(env_for(home))
-    assert (s.openai_api_key, s.llm_model, s.context_window) == (SECRET, "kept-model", 4096)
+    assert (reveal(s.openai_api_key), s.llm_model, s.context_window) == (SECRET, "kept-model", 4096)
     assert s.milvus_uri == str(home / "milvus.db")
     assert SECRET not in result.output
 
@@ -323,3 +323,31 @@ def test_ask_alone_returns_the_answers(home: Path) -> None:
     assert captured["context_window"] == 8192
     assert not (home / "config.toml").exists()  # asking alone writes nothing
     assert os.listdir(home) == []
+
+
+# the settings model --------------------------------------------------------------------------------------
+def test_every_setting_keeps_its_variable_name() -> None:
+    from bot.settings import ENV_NAMES
+
+    expected = {"openai_api_key": "OPENAI_API_KEY", "openai_base_url": "OPENAI_BASE_URL",
+                "slack_bot_token": "SLACK_BOT_TOKEN", "slack_app_token": "SLACK_APP_TOKEN",
+                "slack_signing_secret": "SLACK_SIGNING_SECRET", "discord_token": "DISCORD_TOKEN",
+                "discord_guild_id": "DISCORD_GUILD_ID"}
+    for name, var in ENV_NAMES.items():
+        assert var == expected.get(name, f"MEMBOT_{name.upper()}")
+    assert {"home", "database_url", "llm_model", "schedule_poll_seconds", "slack_api_url"} <= set(ENV_NAMES)
+
+
+def test_a_secret_of_the_wrong_type_is_named_but_never_repeated(home: Path) -> None:
+    write_toml(home, f'slack_bot_token = ["{SECRET}"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(env_for(home))
+    assert "SLACK_BOT_TOKEN must be text" in str(err.value) and SECRET not in str(err.value)
+
+
+def test_secrets_from_the_environment_are_secret_values(home: Path) -> None:
+    from pydantic import SecretStr
+
+    s = load_settings(env_for(home, SLACK_APP_TOKEN="xapp-" + SECRET))
+    assert isinstance(s.slack_app_token, SecretStr) and SECRET not in str(s.slack_app_token)
+    assert reveal(s.slack_app_token) == "xapp-" + SECRET and reveal(s.discord_token) is None

@@ -15,7 +15,7 @@ from adapters.discord.conversation import Conversations
 from adapters.discord.format import NO_PINGS
 from adapters.discord.replies import error_text
 from adapters.discord.tracking import Inflight, Recent
-from agent.chat import ChatCore
+from agent import ChatCore
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from adapters.discord.format import NO_PINGS, pieces
 from adapters.discord.replies import error_text
 from adapters.discord.tracking import Inflight
 from adapters.discord.where import channel_for
-from agent.chat import Channel, ChatCore
+from agent import Channel, ChatCore
 
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 CHOICE_LIMIT = 100

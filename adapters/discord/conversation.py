@@ -13,7 +13,7 @@ from adapters.discord.replies import error_text, send_text
 from adapters.discord.tracking import Recent
 from adapters.discord.uploads import DM_UPLOADS, load_attachments
 from adapters.discord.where import channel_for, mentions_bot, prompt_text, speaker_for
-from agent.chat import Channel, ChatCore
+from agent import Channel, ChatCore
 
 log = logging.getLogger(__name__)
 HANDLED_TYPES = (discord.MessageType.default, discord.MessageType.reply)

@@ -8,7 +8,7 @@ import uuid
 import discord
 
 from adapters.discord.replies import send_text
-from agent.schedule.delivery import Deliver, DeliveryError, Target
+from agent import Deliver, DeliveryError, Target
 
 POST_TIMEOUT = 60.0
 

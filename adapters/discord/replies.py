@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 
 import discord
 
+from adapters import report
 from adapters.discord.format import NO_PINGS, pieces
-from agent.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +27,4 @@ async def send_text(target: discord.abc.Messageable, text: str, key: str) -> lis
 
 def error_text(exc: BaseException) -> str:
     """What a person sees for a failure: a UserError's own text; anything else is logged under an error id."""
-    if isinstance(exc, UserError):
-        return str(exc)
-    error_id = uuid.uuid4().hex[:8]
-    log.error("error id %s", error_id, exc_info=exc)
-    return f"Sorry, something went wrong on my side (error id {error_id}). The details are in the bot's log."
+    return report.error_text(exc, "a Discord request failed", log)

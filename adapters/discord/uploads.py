@@ -7,8 +7,7 @@ from collections.abc import Sequence
 
 import discord
 
-from agent.chat import Channel, ChatCore, load_report_text
-from agent.loading.inputs import InputFile
+from agent import Channel, ChatCore, InputFile, load_report_text
 
 DM_UPLOADS = ("Files sent in a direct message are not loaded: sources here would be shared by everyone who "
               "writes to me privately. Upload the file in a server channel instead.")

@@ -7,8 +7,7 @@ import re
 
 import discord
 
-from agent.chat import Channel
-from agent.memory.core import Speaker
+from agent import Channel, Speaker
 
 DM_SCOPE = "discord:dm"
 

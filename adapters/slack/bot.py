@@ -20,8 +20,7 @@ from adapters.slack.recent import Recent
 from adapters.slack.replies import apology
 from adapters.slack.threads import Threads
 from adapters.slack.uploads import load_uploads, shared_at
-from agent.chat import ChatCore
-from agent.errors import UserError
+from agent import ChatCore, UserError
 
 log = logging.getLogger(__name__)
 

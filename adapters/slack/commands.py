@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.slack.format import pieces
-from agent.chat import Channel, ChatCore
-from agent.errors import NotFound, UserError
+from agent import Channel, ChatCore, NotFound, UserError
 
 Response = dict[str, Any]
 PICK_ACTION = "membot_attach_pick"

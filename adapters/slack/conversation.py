@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from slack_sdk import WebClient
 
 from adapters.slack.format import from_slack
 from adapters.slack.messages import SlackMessage
 from adapters.slack.replies import apology, post, working
+from adapters.slack.state import SlackState
 from adapters.slack.uploads import load_uploads
-from agent.errors import UserError
-from agent.loop import TurnResult
-
-if TYPE_CHECKING:
-    from adapters.slack.bot import SlackBot
+from agent import TurnResult, UserError
 
 
-def handle_message(bot: SlackBot, client: WebClient, msg: SlackMessage, bot_user_id: str) -> None:
+def handle_message(bot: SlackState, client: WebClient, msg: SlackMessage, bot_user_id: str) -> None:
     if msg.files:
         load_uploads(bot, client, msg.place, msg.channel, msg.ts, msg.reply_thread, list(msg.files))
     addressed = msg.mentioned or msg.is_dm or (
@@ -29,7 +24,7 @@ def handle_message(bot: SlackBot, client: WebClient, msg: SlackMessage, bot_user
         answer(bot, client, msg, text)
 
 
-def answer(bot: SlackBot, client: WebClient, msg: SlackMessage, text: str) -> None:
+def answer(bot: SlackState, client: WebClient, msg: SlackMessage, text: str) -> None:
     with working(client, msg.channel, msg.ts):
         try:
             speaker = bot.people.speaker(client, msg.user)

@@ -7,9 +7,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from agent.errors import FileRejected
-from agent.loading.inputs import InputFile
-from agent.loading.readers import reader_for
+from agent import FileRejected, InputFile, reader_for
 
 LOGIN_PAGE = ("Slack sent a sign-in page instead of the file: the bot token may not read files. Add the "
               "files:read scope under OAuth & Permissions, reinstall the app, and upload the file again")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from agent.chat import Channel
+from agent import Channel
 
 # Message subtypes that are something a person said; edits, joins, deletions and bot posts are not.
 SPOKEN = {None, "", "file_share", "thread_broadcast"}

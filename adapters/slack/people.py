@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack.recent import Recent
-from agent.memory.core import Speaker
+from agent import Speaker
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ from contextlib import contextmanager
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from adapters.report import report
 from adapters.slack.format import pieces
-from agent.schedule.delivery import DeliveryError, Target
+from agent import DeliveryError, Target
 
 log = logging.getLogger(__name__)
 
@@ -21,9 +22,7 @@ WORKING = "hourglass_flowing_sand"
 
 def apology(what: str, exc: BaseException | None = None) -> str:
     """Log the exception (or the one being handled) with a new error id; the text a person sees instead."""
-    error_id = uuid.uuid4().hex[:8]
-    log.error("error id %s: %s", error_id, what, exc_info=exc or True)
-    return f"Sorry, something went wrong (error id {error_id}); the details are in the membot log."
+    return report(what, exc, log)
 
 
 def post(client: WebClient, channel: str, thread_ts: str, texts: Iterable[str]) -> bool:

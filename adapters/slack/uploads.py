@@ -3,22 +3,18 @@ bot answers in the file's thread with what was loaded or why not."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from adapters.slack.files import slack_input
 from adapters.slack.replies import apology, post, working
-from agent.chat import Channel, load_report_text
-from agent.errors import UserError
-from agent.loading.inputs import InputFile
-
-if TYPE_CHECKING:
-    from adapters.slack.bot import SlackBot
+from adapters.slack.state import SlackState
+from agent import Channel, InputFile, UserError, load_report_text
 
 
-def load_uploads(bot: SlackBot, client: WebClient, place: Channel, channel: str, ts: str, thread: str,
+def load_uploads(bot: SlackState, client: WebClient, place: Channel, channel: str, ts: str, thread: str,
                  files: list[dict[str, Any]]) -> None:
     """Load the files not seen before (a file arrives as a message and as file_shared: it is loaded once)."""
     new = [f for f in files if bot.seen.first(("file", channel, f.get("id")), True)]

@@ -11,7 +11,6 @@ from sqlmodel import SQLModel, create_engine
 
 from agent.db import models  # noqa: F401  (registers the tables)
 from agent.errors import ConfigError, StoreUnavailable
-from agent.schedule import model as schedule_model  # noqa: F401  (registers the schedule tables)
 
 
 def open_engine(url: str) -> Engine:

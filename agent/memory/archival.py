@@ -13,9 +13,8 @@ from agent.archival.search import Searcher, SearchPage, SearchTarget
 from agent.archival.sources import source_target
 from agent.db.models import Agent, Source, SourceBinding
 from agent.embeddings.base import Embedder
-from agent.errors import UserError
+from agent.errors import ToolFailure, UserError
 from agent.loading.chunker import chunk_pages
-from agent.tools.registry import ToolFailure
 
 OWN = "archival memory"
 PER_PAGE = 5

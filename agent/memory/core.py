@@ -8,7 +8,7 @@ from xml.sax.saxutils import escape, quoteattr
 from sqlmodel import Session, select
 
 from agent.db.models import Block
-from agent.tools.registry import ToolFailure
+from agent.errors import ToolFailure
 
 PERSONA = "persona"
 PERSON_PREFIX = "person:"

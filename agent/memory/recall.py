@@ -10,7 +10,7 @@ from sqlalchemy import or_
 from sqlmodel import Session, col, func, select
 
 from agent.db.models import Message, as_utc
-from agent.tools.registry import ToolFailure
+from agent.errors import ToolFailure
 
 PER_PAGE = 5
 

@@ -1,6 +1,6 @@
 """`/schedule ...` for people, platform-neutral: the console, Slack and Discord all call this and show the text.
 
-    handle_schedule_command(schedules, channel, "add friday 10:00 release notes", author="Ann", thread="")
+    run_schedule_command(schedules, agent_id, "add friday 10:00 release notes", author="Ann", thread="")
 
 Errors raise ScheduleError (a UserError): its text is safe to show in the channel as is.
 """
@@ -11,11 +11,10 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from agent.chat import CHANNEL_PERSONA, Channel
 from agent.db.models import Agent, as_utc
 from agent.errors import NotFound
+from agent.schedule.book import ScheduleBook, describe
 from agent.schedule.parse import EXAMPLES, ScheduleError, local, span
-from agent.schedule.service import ScheduleService, describe
 
 USAGE = f"""*Schedules* (reminders and repeating prompts: when one fires, the agent decides what to post here)
 `/schedule list`: this channel's schedules
@@ -25,17 +24,10 @@ USAGE = f"""*Schedules* (reminders and repeating prompts: when one fires, the ag
 WHEN: {EXAMPLES}."""
 
 
-def handle_schedule_command(schedules: ScheduleService, channel: Channel, text: str, author: str = "",
-                            thread: str = "", persona: str = CHANNEL_PERSONA) -> str:
-    """Run `/schedule TEXT` for a chat channel's agent (created with `persona` on first use) and return the
-    answer (Markdown). A schedule added from a thread posts in that thread."""
-    agent = schedules.agent_for_channel(channel.scope, channel.agent_name, persona)
-    return run_schedule_command(schedules, int(agent.id or 0), text, author, thread)
-
-
-def run_schedule_command(schedules: ScheduleService, agent_id: int, text: str, author: str = "",
+def run_schedule_command(schedules: ScheduleBook, agent_id: int, text: str, author: str = "",
                          thread: str = "") -> str:
-    """Run `/schedule TEXT` for the agent `agent_id` (the console's, or a channel's)."""
+    """Run `/schedule TEXT` for the agent `agent_id` (the console's, or a channel's) and return the answer
+    (Markdown). A schedule added from a thread posts in that thread."""
     verb, _, rest = text.strip().partition(" ")
     verb, rest = verb.lower() or "list", rest.strip()
     with schedules.session() as s:
@@ -49,25 +41,25 @@ def run_schedule_command(schedules: ScheduleService, agent_id: int, text: str, a
                 raise ScheduleError(f"Usage: `/schedule add WHEN WHAT`. WHEN: {EXAMPLES}.")
             plan, what = schedules.read_line(s, agent_id, rest)
             row = schedules.add(s, agent, plan, what, author, thread)
-            s.commit()
+            schedules.commit(s)
             wait = span(plan.first - schedules.clock())
             return f"Scheduled {describe(row)}. First firing: {local(plan.first, plan.zone)} (in {wait})."
         if verb in ("cancel", "rm", "remove", "delete"):
             row = schedules.cancel(s, agent_id, _schedule_id(rest))
-            s.commit()
+            schedules.commit(s)
             return f"Cancelled #{row.id}: {row.text}"
         if verb in ("tz", "timezone", "zone"):
             if not rest:
                 return f"This channel's time zone is {schedules.zone(s, agent_id)}. Change it: `/schedule tz ZONE`."
             zone = schedules.set_zone(s, agent_id, rest)
-            s.commit()
+            schedules.commit(s)
             return f"This channel's time zone is now {zone}; new schedules read times in it."
         if verb == "help":
             return USAGE
         raise ScheduleError(f"Unknown `/schedule {verb}`.\n{USAGE}")
 
 
-def _listing(schedules: ScheduleService, s: Session, agent_id: int) -> str:
+def _listing(schedules: ScheduleBook, s: Session, agent_id: int) -> str:
     zone = schedules.zone(s, agent_id)
     rows = schedules.listing(s, agent_id)
     if not rows:

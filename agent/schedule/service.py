@@ -1,48 +1,28 @@
-"""Schedules for people and agents: add, list and cancel them within a channel's limits, and fire them: claim a
-firing exactly once in SQL, run the agent's turn on a timed-event input, and deliver its replies."""
+"""Firing schedules: claim a firing exactly once in SQL, run the agent's turn on a timed-event input, and deliver
+its replies. Adding, listing and cancelling schedules is the book's (agent/schedule/book.py)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col
 
 from agent.db.models import Agent, as_utc
-from agent.loop import Incoming, TurnResult
-from agent.schedule.delivery import DeliveryRegistry, Target, target_for
-from agent.schedule.model import ACTIVE, CANCELLED, DONE, MISSED, ChannelZone, Schedule
-from agent.schedule.parse import (
-    Plan,
-    ScheduleError,
-    build_trigger,
-    catch_up,
-    local,
-    parse_when,
-    shortest_gap,
-    span,
-    split_when,
-    zone_of,
-)
-from agent.schedule.timer import Clock, JobSpec, Timer
-from agent.service import AgentService
+from agent.schedule.book import ScheduleLimits
+from agent.schedule.book import describe as describe  # re-exported: callers describe rows from here too
+from agent.schedule.delivery import DeliveryRegistry, Target
+from agent.schedule.model import ACTIVE, CANCELLED, DONE, MISSED, Schedule
+from agent.schedule.parse import build_trigger, catch_up, local, span
+from agent.turns import Incoming, TurnResult
 
 log = logging.getLogger(__name__)
 FIRED, SKIPPED, RETIRED = "fired", "skipped", "retired"
-
-
-@dataclass(frozen=True)
-class ScheduleLimits:
-    per_channel: int = 25  # active schedules of one channel's agent
-    min_interval: timedelta = timedelta(minutes=10)  # between firings of a repeating schedule
-    grace: timedelta = timedelta(minutes=15)  # a firing this late (the bot was down) still runs, once
-    default_zone: str = "UTC"
-    max_text: int = 2000
 
 
 @dataclass
@@ -66,123 +46,27 @@ class _Claim:
     next_at: datetime | None = None
 
 
+class Turns(Protocol):
+    """What firing needs of the agent service: queue an agent's turn."""
+
+    def submit(self, agent_id: int, incoming: Incoming) -> Future[TurnResult]: ...
+
+
 class ScheduleService:
-    def __init__(self, engine: Engine, agents: Callable[[], AgentService], deliveries: DeliveryRegistry,
-                 timer: Timer, limits: ScheduleLimits, clock: Clock) -> None:
+    """Fires schedules: claims each due firing once, runs the agent's turn, delivers its replies."""
+
+    def __init__(self, engine: Engine, agents: Turns, deliveries: DeliveryRegistry, limits: ScheduleLimits) -> None:
         self.engine = engine
-        self.agents = agents  # lazy: the agent service's tools hold this service
+        self.agents = agents
         self.deliveries = deliveries
-        self.timer = timer
         self.limits = limits
-        self.clock = clock
-        timer.bind(self)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
-    # people and agents ---------------------------------------------------------------------------------
-    def zone(self, s: Session, agent_id: int) -> str:
-        row = s.get(ChannelZone, agent_id)
-        return row.timezone if row else self.limits.default_zone
-
-    def set_zone(self, s: Session, agent_id: int, zone: str) -> str:
-        zone_of(zone)
-        row = s.get(ChannelZone, agent_id) or ChannelZone(agent_id=agent_id, timezone=zone)
-        row.timezone = zone
-        s.add(row)
-        s.flush()
-        return zone
-
-    def read_when(self, s: Session, agent_id: int, when: str, zone: str | None = None) -> Plan:
-        return parse_when(when, self.clock(), zone or self.zone(s, agent_id))
-
-    def read_line(self, s: Session, agent_id: int, line: str) -> tuple[Plan, str]:
-        """A `WHEN WHAT` line, as typed after `/schedule add`."""
-        return split_when(line, self.clock(), self.zone(s, agent_id))
-
-    def add(self, s: Session, agent: Agent, plan: Plan, text: str, created_by: str, thread: str = "") -> Schedule:
-        """Add a schedule in session `s`; its job is added once `s` commits (on SQLite a turn's session holds the
-        write lock until then)."""
-        text = text.strip()
-        if not text:
-            raise ScheduleError("Say what the schedule is about: its text is empty.")
-        if len(text) > self.limits.max_text:
-            raise ScheduleError(f"The text is {len(text)} characters; keep it under {self.limits.max_text}.")
-        self._check_interval(plan)
-        agent_id = int(agent.id or 0)
-        active = s.exec(select(func.count()).select_from(Schedule).where(
-            Schedule.agent_id == agent_id, Schedule.status == ACTIVE)).one()
-        if active >= self.limits.per_channel:
-            raise ScheduleError(f"This channel already has {active} active schedules, the most allowed. "
-                                "Cancel one first (list them to see their ids).")
-        target = target_for(agent, thread)
-        row = Schedule(agent_id=agent_id, platform=target.platform, scope=target.scope, channel=target.channel,
-                       user=target.user, thread=thread, text=text, spec=plan.spec, trigger=plan.trigger,
-                       timezone=plan.zone, created_by=created_by[:200], next_fire_at=plan.first)
-        s.add(row)
-        s.flush()
-        spec = self._job(row)
-        event.listen(s, "after_commit", lambda _: self._quietly(self.timer.put, spec), once=True)
-        return row
-
-    def _check_interval(self, plan: Plan) -> None:
-        if not plan.recurring:
-            return
-        gap = shortest_gap(build_trigger(plan.trigger, plan.zone, plan.first), plan.first)
-        if gap is not None and gap < self.limits.min_interval:
-            raise ScheduleError(f"{plan.spec} would fire {span(gap)} apart; repeating schedules must be at least "
-                                f"{span(self.limits.min_interval)} apart. Choose a longer interval.")
-
-    def listing(self, s: Session, agent_id: int) -> list[Schedule]:
-        return list(s.exec(select(Schedule).where(Schedule.agent_id == agent_id, Schedule.status == ACTIVE)
-                           .order_by(col(Schedule.next_fire_at), col(Schedule.id))).all())
-
-    def cancel(self, s: Session, agent_id: int, schedule_id: int) -> Schedule:
-        row = s.get(Schedule, schedule_id)
-        if row is None or row.agent_id != agent_id:
-            raise ScheduleError(f"There is no schedule #{schedule_id} in this channel. List them to see their ids.")
-        if row.status != ACTIVE:
-            raise ScheduleError(f"Schedule #{schedule_id} has already ended ({row.status}).")
-        row.status, row.ended_at, row.revision = CANCELLED, self.clock(), row.revision + 1
-        s.add(row)
-        s.flush()
-        platform = row.platform
-        event.listen(s, "after_commit", lambda _: self._quietly(self.timer.remove, platform, schedule_id), once=True)
-        return row
-
     def get(self, schedule_id: int) -> Schedule | None:
         with self.session() as s:
             return s.get(Schedule, schedule_id)
-
-    def agent_for_channel(self, scope: str, agent_name: str, persona: str) -> Agent:
-        return self.agents().open(scope, agent_name, persona=persona)
-
-    # the job store -------------------------------------------------------------------------------------
-    def reconcile(self, platform: str) -> None:
-        """Make the job store hold exactly the active schedules of `platform` (the rows are the truth)."""
-        with self.session() as s:
-            active = set(s.exec(select(Schedule.id).where(Schedule.platform == platform,
-                                                          Schedule.status == ACTIVE)).all())
-            have = self.timer.job_ids(platform)
-            for schedule_id in sorted(i for i in active - have if i is not None):
-                row = s.get(Schedule, schedule_id)
-                if row is not None and row.next_fire_at is not None:
-                    self.timer.put(self._job(row))
-        for schedule_id in have - active:
-            self.timer.remove(platform, schedule_id)
-
-    @staticmethod
-    def _job(row: Schedule) -> JobSpec:
-        assert row.id is not None and row.next_fire_at is not None
-        at = as_utc(row.next_fire_at)
-        return JobSpec(row.id, row.platform, build_trigger(row.trigger, row.timezone, at), at)
-
-    @staticmethod
-    def _quietly(fn: Callable[..., None], *args: object) -> None:
-        try:
-            fn(*args)
-        except Exception:  # the row is committed; the leader's next pass mirrors it into the store
-            log.warning("could not update the job store now", exc_info=True)
 
     # firing --------------------------------------------------------------------------------------------
     def fire(self, schedule_id: int, now: datetime) -> Firing:
@@ -243,7 +127,7 @@ class ScheduleService:
         assert row is not None
         incoming = Incoming(self._event_text(claim), None, row.thread, kind="event")
         try:
-            turn = self.agents().submit(row.agent_id, incoming)
+            turn = self.agents.submit(row.agent_id, incoming)
         except Exception:
             log.exception("schedule #%s: could not start the agent's turn", row.id)
             self._deliver(claim, [self._fallback(row)], delivered)
@@ -303,12 +187,3 @@ class ScheduleService:
     @staticmethod
     def _fallback(row: Schedule) -> str:
         return f"⏰ Reminder #{row.id}: {row.text}"
-
-
-def describe(row: Schedule) -> str:
-    """One line about a schedule, for people and the model: id, when, next firing, text, author."""
-    when = f"{row.spec} ({row.timezone})"
-    if row.trigger != "once" and row.next_fire_at is not None:
-        when += f", next {local(as_utc(row.next_fire_at), row.timezone)}"
-    by = f" (by {row.created_by})" if row.created_by else ""
-    return f"#{row.id} {when}: {row.text}{by}"

@@ -1,8 +1,9 @@
-"""A thin facade over APScheduler 3: one SQL job store per platform, run only by that platform's leader.
+"""The timer: which process runs each platform's schedules (one leader per platform), and its passes.
 
-Every process starts the scheduler paused, so it can add and remove jobs in the shared stores; `start()` lets it
-run. Each pass (`tick`) keeps leadership (one lock per platform it can deliver to), then runs the due jobs of the
-platforms it leads with `run_pending(now)`. Time comes from an injectable clock, so tests drive passes by hand.
+Each pass (`tick`) keeps leadership (one lock per platform this process can deliver to), then runs the due jobs
+of the platforms it leads with `run_pending(now)`. Time comes from an injectable clock, so tests drive passes by
+hand; a daemon thread runs passes at every due job and every poll_seconds. The jobs themselves live on the job
+board (agent/schedule/board.py).
 """
 
 from __future__ import annotations
@@ -11,20 +12,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import STATE_RUNNING, STATE_STOPPED
-from apscheduler.triggers.base import BaseTrigger
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from agent.schedule.jobs import FIRE, running
+from agent.schedule.board import JobBoard
+from agent.schedule.jobs import running
 from agent.schedule.leader import Lock, leader_lock
 
 log = logging.getLogger(__name__)
@@ -35,100 +31,41 @@ def system_clock() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def job_id(schedule_id: int) -> str:
-    return f"schedule-{schedule_id}"
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """What a job holds: the schedule's id, its trigger and its next run; its store is its platform's."""
-
-    schedule_id: int
-    platform: str
-    trigger: BaseTrigger
-    next_at: datetime
-
-
 class Outcome(Protocol):
     @property
     def next_at(self) -> datetime | None:
         """When the job should run next (None: remove it), as the schedule row says after the firing."""
 
 
-class Jobs(Protocol):
-    """The timer's other half (the schedule service): runs a firing, and mirrors the schedules into the store."""
-
-    def fire(self, schedule_id: int, now: datetime) -> Outcome: ...
-
-    def reconcile(self, platform: str) -> None: ...
-
-
-class _JobStore(SQLAlchemyJobStore):
-    def shutdown(self) -> None:
-        """The engine is shared and closed by its owner; the base class would dispose of it here."""
-
-
-class _Scheduler(BackgroundScheduler):
-    def __init__(self, tick: Callable[[], float]) -> None:
-        super().__init__(timezone=timezone.utc, daemon=True)
-        self._tick = tick
-
-    def _process_jobs(self) -> float | None:
-        # APScheduler's own pass would read the wall clock and run every store; ours reads the injected
-        # clock and runs only the stores this process leads. The main loop waits the seconds returned.
-        if self.state != STATE_RUNNING:
-            return None
-        return self._tick()
+Fire = Callable[[int, datetime], Outcome]  # run one firing of a schedule (the schedule service)
+Reconcile = Callable[[str], None]  # mirror a platform's active schedules onto the job board
 
 
 class Timer:
-    def __init__(self, engine: Engine, platforms: Callable[[], set[str]], clock: Clock = system_clock,
-                 poll_seconds: float = 30.0) -> None:
+    def __init__(self, engine: Engine, board: JobBoard, platforms: Callable[[], set[str]], fire: Fire,
+                 reconcile: Reconcile, clock: Clock = system_clock, poll_seconds: float = 30.0) -> None:
         self.engine = engine
+        self.board = board
         self.platforms = platforms  # those this process can deliver to; it competes to lead only those
+        self.fire = fire
+        self.reconcile = reconcile
         self.clock = clock
         self.poll = poll_seconds
-        self.jobs: Jobs | None = None
-        self._scheduler = _Scheduler(self.tick)
-        self._stores: dict[str, _JobStore] = {}
         self._locks: dict[str, Lock] = {}
         self._leading: set[str] = set()
-        self._state = threading.RLock()  # stores, locks, leadership
+        self._state = threading.RLock()  # locks, leadership
         self._pass = threading.Lock()  # one run_pending at a time
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
         self._next_elect = 0.0
         self._closed = False
 
-    def bind(self, jobs: Jobs) -> None:
-        self.jobs = jobs
-
-    # jobs ----------------------------------------------------------------------------------------------
-    def put(self, spec: JobSpec) -> None:
-        """Add or replace the job of a schedule."""
-        if self._closed:  # shutting down: the next leader mirrors the schedule row into the store
-            return
-        self._store(spec.platform)
-        self._scheduler.add_job(FIRE, trigger=spec.trigger, args=[spec.schedule_id], id=job_id(spec.schedule_id),
-                                name=f"schedule #{spec.schedule_id}", jobstore=spec.platform,
-                                next_run_time=spec.next_at, replace_existing=True, misfire_grace_time=None,
-                                coalesce=True, max_instances=1)
-
-    def remove(self, platform: str, schedule_id: int) -> None:
-        if self._closed:
-            return
-        self._store(platform)
-        try:
-            self._scheduler.remove_job(job_id(schedule_id), jobstore=platform)
-        except JobLookupError:
-            pass
-
+    # jobs (on the board) -------------------------------------------------------------------------------
     def job(self, platform: str, schedule_id: int) -> Job | None:
-        return self._store(platform).lookup_job(job_id(schedule_id))  # type: ignore[no-any-return]
+        return self.board.job(platform, schedule_id)
 
     def job_ids(self, platform: str) -> set[int]:
-        store = self._store(platform)
-        with self.engine.connect() as conn:
-            ids = conn.execute(select(store.jobs_t.c.id)).scalars().all()
-        return {int(i.rsplit("-", 1)[1]) for i in ids if i.startswith("schedule-")}
+        return self.board.job_ids(platform)
 
     # leadership ----------------------------------------------------------------------------------------
     @property
@@ -158,10 +95,8 @@ class Timer:
             return set(self._leading)
 
     def _reconcile(self, platform: str) -> None:
-        if self.jobs is None:
-            return
         try:
-            self.jobs.reconcile(platform)
+            self.reconcile(platform)
         except Exception:
             log.exception("could not mirror the %s schedules into the job store", platform)
 
@@ -173,7 +108,7 @@ class Timer:
         with self._pass:
             for platform in sorted(self.leading):
                 try:
-                    due = self._store(platform).get_due_jobs(now)
+                    due = self.board.due(platform, now)
                 except Exception:
                     log.warning("cannot read the %s job store", platform, exc_info=True)
                     continue
@@ -185,17 +120,16 @@ class Timer:
         outcome = None
         next_at: datetime | None = now + timedelta(seconds=self.poll)  # try again later if the firing fails
         try:
-            assert self.jobs is not None, "Timer.bind was not called"
-            with running(self.jobs.fire, now):
+            with running(self.fire, now):
                 outcome = job.func(*job.args, **job.kwargs)
             next_at = outcome.next_at
         except Exception:
             log.exception("job %s failed; trying again in %s s", job.id, self.poll)
         try:
             if next_at is None:
-                self._scheduler.remove_job(job.id, jobstore=platform)
+                self.board.drop(platform, job.id)
             else:
-                self._scheduler.modify_job(job.id, jobstore=platform, next_run_time=next_at)
+                self.board.move(platform, job.id, next_at)
         except JobLookupError:
             pass  # cancelled meanwhile
         except Exception:
@@ -217,47 +151,43 @@ class Timer:
             return self.poll
 
     def _wait(self) -> float:
-        upcoming = [t for t in (self._store(p).get_next_run_time() for p in self.leading) if t is not None]
+        upcoming = [t for t in (self.board.next_run(p) for p in self.leading) if t is not None]
         if not upcoming:
             return self.poll
         return min(max((min(upcoming) - self.clock()).total_seconds(), 0.0), self.poll)
 
     # life ----------------------------------------------------------------------------------------------
     def start(self) -> None:
-        """Run passes in APScheduler's thread: at every due job, and every poll_seconds to keep leadership and
-        to see jobs other processes added."""
-        self._started()
-        self._scheduler.resume()
+        """Run passes in a daemon thread: at every due job, and every poll_seconds to keep leadership and to see
+        jobs other processes added."""
+        with self._state:
+            if self._closed:
+                raise RuntimeError("the timer is stopped")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="membot-timer", daemon=True)
+                self._thread.start()
 
     def wakeup(self) -> None:
-        self._scheduler.wakeup()
+        """Run a pass now (the clock moved, or a job was added)."""
+        self._wake.set()
 
     def stop(self) -> None:
         with self._state:
             self._closed = True
-            started = self._scheduler.state != STATE_STOPPED
-        if started:
-            self._scheduler.shutdown(wait=False)
+            thread = self._thread
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=self.poll)  # a firing in progress only queues its turn: this is short
         with self._state:
             for lock in self._locks.values():
                 lock.release()
             self._leading.clear()
 
-    def _started(self) -> None:
-        with self._state:
-            if self._closed:
-                raise RuntimeError("the timer is stopped")
-            if self._scheduler.state == STATE_STOPPED:
-                self._scheduler.start(paused=True)
-
-    def _store(self, platform: str) -> _JobStore:
-        with self._state:
-            self._started()
-            if platform not in self._stores:
-                store = _JobStore(engine=self.engine, tablename=f"apscheduler_jobs_{platform}")
-                self._scheduler.add_jobstore(store, alias=platform)
-                self._stores[platform] = store
-            return self._stores[platform]
+    def _loop(self) -> None:
+        while not self._closed:
+            wait = self.tick()
+            self._wake.wait(wait)
+            self._wake.clear()
 
     def _lock(self, platform: str) -> Lock:
         if platform not in self._locks:

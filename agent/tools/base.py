@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from agent.errors import ToolFailure
 from agent.memory import recall
 from agent.memory.archival import format_page
 from agent.tools.context import ToolContext
-from agent.tools.registry import Tool, ToolFailure, tool
+from agent.tools.registry import Tool, tool
 
 
 @tool(chains=False)

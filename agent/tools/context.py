@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from sqlmodel import Session
 
 from agent.db.models import Agent
 from agent.memory.archival import ArchivalMemory
 from agent.memory.core import CoreMemory, Speaker
-
-if TYPE_CHECKING:
-    from agent.schedule.service import ScheduleService
+from agent.schedule.book import ScheduleBook
 
 
 @dataclass
@@ -24,4 +21,4 @@ class ToolContext:
     speaker: Speaker | None
     sent: list[str] = field(default_factory=list)
     thread: str = ""  # the thread the input came from; the agent's scope and name give its channel
-    schedules: ScheduleService | None = None  # timed events; None where scheduling is off
+    schedules: ScheduleBook | None = None  # timed events; None where scheduling is off

@@ -16,15 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import UserError
+from agent.errors import ToolFailure
 
 HEARTBEAT_ARG = "request_heartbeat"
 HEARTBEAT_DOC = "true to get another step after this one (e.g. to read the result and then reply)"
 _JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
-
-
-class ToolFailure(UserError):
-    """Raised by a tool with a message written for the model to read and recover from (and safe to show)."""
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from agent.errors import ToolFailure
+from agent.schedule.book import ScheduleBook, describe
 from agent.schedule.parse import EXAMPLES, ScheduleError
-from agent.schedule.service import ScheduleService, describe
 from agent.tools.context import ToolContext
-from agent.tools.registry import Tool, ToolFailure, tool
+from agent.tools.registry import Tool, tool
 
 
-def _service(ctx: ToolContext) -> ScheduleService:
+def _service(ctx: ToolContext) -> ScheduleBook:
     if ctx.schedules is None:
         raise ToolFailure("Scheduling is not available here; tell the people you cannot set reminders.")
     return ctx.schedules

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.chat import Channel
-from agent.schedule.commands import handle_schedule_command
 from agent.schedule.delivery import Target
 from agent.schedule.model import Schedule
 from agent.schedule.service import Firing, ScheduleService
@@ -97,7 +96,8 @@ class World:
         return Channel(f"{self.platform}:W1", ident)
 
     def command(self, text: str, channel: Channel | None = None, author: str = "Ann", thread: str = "") -> str:
-        return handle_schedule_command(self.schedules, channel or self.channel(), text, author, thread)
+        place = channel or self.channel()
+        return self.container.chat.schedule(place, text, author, thread)
 
     def due(self) -> list[Firing]:
         """One scheduler pass at the clock's time: keep leadership, run what is due."""

@@ -7,10 +7,7 @@ from collections.abc import Callable, Sequence
 
 import click
 
-from agent.archival.catalog import SourceSummary
-from agent.archival.search import SearchPage
-from agent.db.models import Document
-from agent.service import AgentSummary, MemoryView
+from agent import AgentSummary, Document, MemoryView, SearchPage, SourceSummary
 
 
 def sources_table(summaries: list[SourceSummary]) -> None:

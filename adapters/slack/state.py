@@ -1,0 +1,19 @@
+"""What a message's handling reads of the Slack adapter (adapters/slack/bot.py's SlackBot provides it), so the
+handlers need not import the bot that schedules them."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from adapters.slack.people import People
+from adapters.slack.recent import Recent
+from adapters.slack.threads import Threads
+from agent import ChatCore
+
+
+class SlackState(Protocol):
+    core: ChatCore
+    max_file_bytes: int
+    seen: Recent[bool]  # events, messages and files already handled
+    people: People
+    threads: Threads
