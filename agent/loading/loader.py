@@ -12,6 +12,7 @@ from agent.archival.catalog import Catalog
 from agent.archival.milvus_store import PassageRow, PassageStore, now_ms, passage_id
 from agent.db.models import Source
 from agent.embeddings.base import Embedder
+from agent.embeddings.models import how_to_use
 from agent.errors import EmbeddingMismatch, FileRejected
 from agent.loading.chunker import chunk_pages
 from agent.loading.inputs import InputFile
@@ -113,8 +114,8 @@ class Loader:
         if (source.embedding_model, source.embedding_dim) != (model, dim):
             raise EmbeddingMismatch(
                 f"Source {name!r} holds passages embedded with {source.embedding_model} ({source.embedding_dim} "
-                f"dimensions); the configured model is {model} ({dim}). Load into a new source name, or set "
-                f"MEMBOT_EMBEDDING_MODEL={source.embedding_model}."
+                f"dimensions); the configured model is {model} ({dim}). Load into a new source name, or "
+                f"{how_to_use(source.embedding_model)}."
             )
         if not source.ready and not self.catalog.documents(int(source.id or 0), "loading"):
             # A new source starts from an empty collection, whatever an earlier crash left under its id.
