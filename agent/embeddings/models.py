@@ -18,7 +18,7 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2-onnx-int8"
 TORCH_MODEL = "all-MiniLM-L6-v2"  # the name sources loaded before the ONNX default carry
 # The model's own tokenizer.json, shipped with membot: the package that has it on PyPI depends on torch.
 MINILM_TOKENIZER = Path(__file__).parent / "data" / "all-MiniLM-L6-v2-tokenizer.json"
-TORCH_INSTALL = "scripts/install.sh --torch (or: pip install torch==2.13.0 'membot[torch]')"
+TORCH_INSTALL = "scripts/install.sh --torch, or pip install torch==2.13.0 'membot[torch]'"
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def how_to_use(model: str) -> str:
     """What to set to work with passages embedded with `model`, for the mismatch messages."""
     hint = f"set MEMBOT_EMBEDDING_MODEL={model}"
     if KNOWN.get(model, KnownModel("", 0, 0, "")).runtime == "torch":
-        hint += f" (it needs the torch extra: {TORCH_INSTALL})"
+        hint += f" (which needs the torch extra: {TORCH_INSTALL})"
     return hint
 
 
@@ -72,7 +72,7 @@ def _bundled_onnx(model: str, known: KnownModel, batch_size: int) -> Embedder:
 
 
 def _torch(model: str, batch_size: int) -> Embedder:
-    if importlib.util.find_spec("sentence_transformers") is None:
+    if not _importable("sentence_transformers"):
         raise ConfigError(
             f"The embedding model {model} runs on torch, which the default install leaves out: install the torch "
             f"extra with {TORCH_INSTALL}, or set MEMBOT_EMBEDDING_MODEL={DEFAULT_MODEL}."
@@ -94,3 +94,10 @@ def _onnx_directory(model: str, directory: Path, batch_size: int) -> Embedder:
     except (OSError, ValueError, KeyError) as exc:
         raise ConfigError(f"{directory} needs config.json with the model's hidden_size: {exc!r}") from exc
     return OnnxEmbedder(model, directory / "model.onnx", directory / "tokenizer.json", dim, window, batch_size)
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # ValueError: the module is blocked (None in sys.modules)
+        return False
