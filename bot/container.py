@@ -50,9 +50,9 @@ def make_embedder(settings: Settings) -> Embedder:
 
         return OpenAIEmbedder(settings.embedding_model, reveal(settings.openai_api_key), settings.openai_base_url,
                               settings.embedding_batch_size)
-    from agent.embeddings.local import LocalEmbedder
+    from agent.embeddings.models import local_embedder
 
-    return LocalEmbedder(settings.embedding_model, settings.embedding_batch_size)
+    return local_embedder(settings.embedding_model, settings.embedding_batch_size)
 
 
 class NoModel:

@@ -31,7 +31,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2-onnx-int8"  # agent.embeddings.models.DEFAULT_MODEL, without importing numpy
 DEFAULT_OPENAI_EMBEDDING_MODEL = "text-embedding-3-small"
 
 

@@ -25,10 +25,10 @@ for var in [v for v in os.environ if v.startswith(("MEMBOT_", "SLACK_", "DISCORD
 
 @pytest.fixture(scope="session")
 def embedder():
-    """The real all-MiniLM-L6-v2, loaded once per test session."""
-    from agent.embeddings.local import LocalEmbedder
+    """The real default model (all-MiniLM-L6-v2, int8 ONNX on onnxruntime), loaded once per test session."""
+    from agent.embeddings.models import DEFAULT_MODEL, local_embedder
 
-    return LocalEmbedder("all-MiniLM-L6-v2")
+    return local_embedder(DEFAULT_MODEL)
 
 
 def make_settings(home: Path, **overrides):

@@ -1,8 +1,9 @@
 """The `membot` command line: load, sources list/show/delete, search and configure.
 
-A few commands run as real subprocesses (`python -m bot` through a small probe that also reports whether torch
-was imported); the rest run `bot.cli.main` in-process with the session's model, on the same SQLite + Milvus
-Lite files. Milvus Lite allows one process per path: every in-process command closes its stores on return.
+A few commands run as real subprocesses (`python -m bot` through a small probe that also reports whether a model
+runtime, onnxruntime or torch, was imported); the rest run `bot.cli.main` in-process with the session's model, on
+the same SQLite + Milvus Lite files. Milvus Lite allows one process per path: every in-process command closes its
+stores on return.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tests.conftest import PAPER, ROOT, make_settings
 
 PER_PAGE = 10  # results per page in the paging test
 PER_PAGE_ARG = str(PER_PAGE)
-HEAVY = ("torch", "sentence_transformers", "transformers")
+HEAVY = ("torch", "sentence_transformers", "transformers", "onnxruntime")
 PROBE = """
 import json, sys
 sys.argv = ["membot", *sys.argv[1:]]
@@ -118,7 +119,8 @@ def test_load_reports_counts_failures_and_draws_progress(paper_home: tuple[Path,
     assert "Failed: empty.txt: the file is empty" in run.err
     assert "embedding memgpt_paper.pdf" in run.err and "files" in run.err  # the progress bar
     assert "Traceback" not in run.err
-    assert "torch" in run.heavy  # loading embeds: the probe sees the model's imports
+    assert "onnxruntime" in run.heavy, run.heavy  # loading embeds: the probe sees the model's imports
+    assert "torch" not in run.heavy and "transformers" not in run.heavy  # the default model needs no torch
 
 
 def test_sources_list_and_show_without_importing_torch(paper_home: tuple[Path, Run]) -> None:
@@ -128,14 +130,15 @@ def test_sources_list_and_show_without_importing_torch(paper_home: tuple[Path, R
     assert listed.code == 0, listed.err
     header, rule, row = listed.out.strip().splitlines()
     assert header.split() == ["name", "files", "documents", "passages", "embedding", "model", "updated"]
-    assert row.split()[:6] == ["paper", "1", "13", str(passages), "all-MiniLM-L6-v2", "(384)"]
+    assert row.split()[:6] == ["paper", "1", "13", str(passages), "all-MiniLM-L6-v2-onnx-int8", "(384)"]
     assert listed.heavy == []
 
     shown = probe(home, "sources", "show", "paper")
     assert shown.code == 0, shown.err
     lines = shown.out.strip().splitlines()
     assert lines[0] == f"Source paper: 1 files, 13 documents, {passages} passages"
-    assert lines[1].startswith("Embedding model: all-MiniLM-L6-v2 (384 dimensions), chunks of up to 254 tokens")
+    assert lines[1].startswith("Embedding model: all-MiniLM-L6-v2-onnx-int8 (384 dimensions), chunks of up to 254 "
+                               "tokens")
     sha = hashlib.sha256(PAPER.read_bytes()).hexdigest()[:12]
     assert lines[4].split()[:5] == ["memgpt_paper.pdf", "13", str(passages), str(PAPER.stat().st_size), sha]
     assert shown.heavy == []
@@ -160,7 +163,7 @@ def test_search_in_a_terminal_shows_scores_files_pages_and_totals(paper_home: tu
         assert "paper: memgpt_paper.pdf, page " in rest
         assert 1 <= int(rest.rsplit("page ", 1)[1]) <= 13
     assert scores == sorted(scores, reverse=True)
-    assert "torch" in run.heavy  # a search embeds its query: the probe can tell
+    assert "onnxruntime" in run.heavy and "torch" not in run.heavy  # a search embeds its query, without torch
 
 
 @pytest.mark.parametrize("args", [
@@ -168,7 +171,7 @@ def test_search_in_a_terminal_shows_scores_files_pages_and_totals(paper_home: tu
     ["sources", "list"], ["sources", "show", "nope"], ["configure", "-y", "--llm-model", "gpt-x"],
     ["configure", "--help"],
 ], ids=lambda a: " ".join(a))
-def test_commands_that_do_not_embed_never_import_torch(home: Path, args: list[str]) -> None:
+def test_commands_that_do_not_embed_import_no_model_runtime(home: Path, args: list[str]) -> None:
     run = probe(home, *args)
     assert run.heavy == [], run.heavy
     assert run.code == (1 if args[:2] == ["sources", "show"] else 0), run.err
@@ -365,11 +368,12 @@ def test_load_with_another_embedding_model_is_refused(cli, tmp_path: Path, embed
     monkeypatch.setattr("bot.container.make_embedder", lambda settings: OtherModel(embedder.tokens))
     doc.write_text("A new version, embedded with another model.")
     run = cli("load", "directory", "--name", "mixed", "--input-files", str(doc))
-    assert_clean_failure(run, "Error: Source 'mixed' holds passages embedded with all-MiniLM-L6-v2 (384 dimensions); "
+    assert_clean_failure(run, "Error: Source 'mixed' holds passages embedded with all-MiniLM-L6-v2-onnx-int8 (384 "
+                              "dimensions); "
                               "the configured model is other-model-v2 (8).")
-    assert "MEMBOT_EMBEDDING_MODEL=all-MiniLM-L6-v2" in run.err
+    assert "set MEMBOT_EMBEDDING_MODEL=all-MiniLM-L6-v2-onnx-int8." in run.err
     search = cli("search", "mixed", "real model")
-    assert_clean_failure(search, "Error: mixed was embedded with all-MiniLM-L6-v2 (384 dimensions)")
+    assert_clean_failure(search, "Error: mixed was embedded with all-MiniLM-L6-v2-onnx-int8 (384 dimensions)")
 
 
 # sources delete and unknown names -------------------------------------------------------------------------

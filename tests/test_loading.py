@@ -329,9 +329,9 @@ def test_loading_with_another_model_is_refused(container: Container, embedder) -
     with pytest.raises(EmbeddingMismatch) as err:
         other.load("local", "real", [txt("b.txt", "More passages, from another model.")])
     message = str(err.value)
-    assert "Source 'real' holds passages embedded with all-MiniLM-L6-v2 (384 dimensions)" in message
+    assert "Source 'real' holds passages embedded with all-MiniLM-L6-v2-onnx-int8 (384 dimensions)" in message
     assert "the configured model is fake-hash-embedder (16)" in message
-    assert "MEMBOT_EMBEDDING_MODEL=all-MiniLM-L6-v2" in message
+    assert "set MEMBOT_EMBEDDING_MODEL=all-MiniLM-L6-v2-onnx-int8." in message
     assert len(assert_consistent(container, "real").ids) == before
     assert [d.file_name for d in container.sources.show("local", "real")[1]] == ["a.txt"]
 

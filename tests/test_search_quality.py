@@ -18,6 +18,7 @@ from agent.archival.index import IndexCache
 from agent.archival.milvus_store import PassageRow, PassageStore, now_ms, passage_id
 from agent.archival.search import Searcher, SearchTarget
 from agent.embeddings.base import normalise
+from agent.embeddings.models import DEFAULT_MODEL
 from agent.errors import EmbeddingMismatch
 from agent.loading.inputs import InputFile
 from bot.container import Container
@@ -63,7 +64,7 @@ def put_document(catalog: Catalog, store: PassageStore, source_id: int, file_nam
     return doc_id, [r.id for r in rows]
 
 
-def new_source(c: Container, name: str, model: str = "all-MiniLM-L6-v2", dim: int = 384) -> int:
+def new_source(c: Container, name: str, model: str = DEFAULT_MODEL, dim: int = 384) -> int:
     return int(c.catalog.get_or_create(SCOPE, name, model, dim, 254).id or 0)
 
 
@@ -199,7 +200,7 @@ def exact_top(corpus: Corpus, names: Sequence[str], q: np.ndarray, k: int) -> li
 
 
 def searcher_for(c: Container, query: np.ndarray) -> tuple[Searcher, FixedEmbedder]:
-    fixed = FixedEmbedder("all-MiniLM-L6-v2", 384, query)
+    fixed = FixedEmbedder(DEFAULT_MODEL, 384, query)
     return Searcher(IndexCache(c.passages, 1_000_000), lambda: fixed), fixed
 
 
@@ -287,8 +288,8 @@ def test_embedding_mismatch_is_refused(container: Container, embedder) -> None: 
     with pytest.raises(EmbeddingMismatch) as err:
         search_with(other_model)
     message = str(err.value)
-    for part in ("notes", "all-MiniLM-L6-v2", "384", "text-embedding-3-small", "1536",
-                 "MEMBOT_EMBEDDING_MODEL=all-MiniLM-L6-v2"):
+    for part in ("notes", DEFAULT_MODEL, "384", "text-embedding-3-small", "1536",
+                 f"MEMBOT_EMBEDDING_MODEL={DEFAULT_MODEL}"):
         assert part in message, message
     assert other_model.calls == 0  # refused before embedding anything
 
@@ -296,10 +297,10 @@ def test_embedding_mismatch_is_refused(container: Container, embedder) -> None: 
     with pytest.raises(EmbeddingMismatch, match="paraphrase-MiniLM-L3-v2"):
         search_with(same_dim, "dense")
     with pytest.raises(EmbeddingMismatch):
-        search_with(FixedEmbedder("all-MiniLM-L6-v2", 768))  # the right name with another size
+        search_with(FixedEmbedder(DEFAULT_MODEL, 768))  # the right name with another size
 
     # An embedder that says the right model but returns vectors of another size is caught too.
-    lying = FixedEmbedder("all-MiniLM-L6-v2", 384, normalise(np.ones((1, 768), np.float32))[0])
+    lying = FixedEmbedder(DEFAULT_MODEL, 384, normalise(np.ones((1, 768), np.float32))[0])
     with pytest.raises(EmbeddingMismatch, match="768"):
         search_with(lying, "dense")
 

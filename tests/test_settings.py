@@ -43,7 +43,7 @@ def test_defaults_live_under_home(home: Path) -> None:
     assert s.home == home
     assert s.database_url == f"sqlite:///{home / 'membot.db'}"
     assert s.milvus_uri == str(home / "milvus.db")
-    assert (s.embedding_provider, s.embedding_model) == ("local", "all-MiniLM-L6-v2")
+    assert (s.embedding_provider, s.embedding_model) == ("local", "all-MiniLM-L6-v2-onnx-int8")
     assert s.openai_api_key is None
 
 
@@ -318,7 +318,7 @@ def test_ask_alone_returns_the_answers(home: Path) -> None:
     result = CliRunner().invoke(just_ask, [], input="\n" * 9)
     assert result.exit_code == 0, result.output
     assert captured["milvus_uri"] == str(home / "milvus.db")
-    assert captured["embedding_provider"] == "local" and captured["embedding_model"] == "all-MiniLM-L6-v2"
+    assert captured["embedding_provider"] == "local" and captured["embedding_model"] == "all-MiniLM-L6-v2-onnx-int8"
     assert captured["openai_api_key"] is None and captured["openai_base_url"] is None
     assert captured["context_window"] == 8192
     assert not (home / "config.toml").exists()  # asking alone writes nothing

@@ -13,6 +13,7 @@ import numpy as np
 from agent.archival.index import CollectionIndex, IndexCache
 from agent.archival.keyword import bm25_scores
 from agent.embeddings.base import Embedder
+from agent.embeddings.models import how_to_use
 from agent.errors import EmbeddingMismatch, UserError
 
 DENSE_WEIGHT = 0.6  # the keyword side gets the rest; an exact identifier match dominates the keyword side
@@ -113,7 +114,7 @@ class Searcher:
                 raise EmbeddingMismatch(
                     f"{t.label} was embedded with {t.model} ({t.dim} dimensions) but the configured model is "
                     f"{embedder.model} ({embedder.dim} dimensions); vectors from two models cannot be compared. "
-                    f"Set MEMBOT_EMBEDDING_MODEL={t.model} to search it, or load it again under the new model."
+                    f"To search it, {how_to_use(t.model)}, or load it again under the new model."
                 )
         return embedder
 

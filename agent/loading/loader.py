@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from agent.archival.catalog import Catalog
 from agent.archival.milvus_store import PassageRow, PassageStore, now_ms, passage_id
 from agent.db.models import Source
 from agent.embeddings.base import Embedder
+from agent.embeddings.models import how_to_use
 from agent.errors import EmbeddingMismatch, FileRejected
-from agent.loading.chunker import chunk_pages
+from agent.loading.chunker import Chunk, chunk_pages
 from agent.loading.inputs import InputFile
+from agent.loading.pipeline import ReadAhead, embed_and_store
 from agent.loading.readers import reader_for
 
 log = logging.getLogger(__name__)
@@ -27,6 +32,17 @@ class FileOutcome:
     passages: int = 0
     documents: int = 0
     reason: str = ""
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A file read and parsed ahead of its turn; `chunks` is None when its content looked loaded already."""
+
+    data: bytes | None  # kept only while unparsed
+    size: int
+    digest: str
+    pages: int
+    chunks: list[Chunk] | None
 
 
 @dataclass
@@ -82,11 +98,14 @@ class Loader:
         self.recover()
         source = self._source(scope, name)
         report = LoadReport(name)
+        known = {d.content_hash for d in self.catalog.documents(int(source.id or 0))}
         try:
-            for file in files:
-                outcome = self._load_one(source, file, progress)
-                report.outcomes.append(outcome)
-                progress.file_finished(outcome)
+            # The next file is read and parsed while this one embeds (agent/loading/pipeline.py).
+            with ReadAhead(files, lambda f: self._prepare(f, known)) as ahead:
+                for file, prepared in ahead:
+                    outcome = self._load_one(source, file, prepared, progress)
+                    report.outcomes.append(outcome)
+                    progress.file_finished(outcome)
         finally:
             self._drop_if_never_ready(source)
         return report
@@ -113,8 +132,8 @@ class Loader:
         if (source.embedding_model, source.embedding_dim) != (model, dim):
             raise EmbeddingMismatch(
                 f"Source {name!r} holds passages embedded with {source.embedding_model} ({source.embedding_dim} "
-                f"dimensions); the configured model is {model} ({dim}). Load into a new source name, or set "
-                f"MEMBOT_EMBEDDING_MODEL={source.embedding_model}."
+                f"dimensions); the configured model is {model} ({dim}). Load into a new source name, or "
+                f"{how_to_use(source.embedding_model)}."
             )
         if not source.ready and not self.catalog.documents(int(source.id or 0), "loading"):
             # A new source starts from an empty collection, whatever an earlier crash left under its id.
@@ -128,42 +147,51 @@ class Loader:
             self.store.drop(self.store.source_collection(int(source.id or 0)))
             self.catalog.delete_source(int(source.id or 0))
 
-    def _load_one(self, source: Source, file: InputFile, progress: LoadProgress) -> FileOutcome:
+    def _load_one(self, source: Source, file: InputFile, prepared: Future[Prepared], progress: LoadProgress
+                  ) -> FileOutcome:
         try:
-            return self._load_file(source, file, progress)
+            return self._load_file(source, file, prepared.result(), progress)
         except FileRejected as exc:
             return FileOutcome(file.name, "failed", reason=str(exc))
         except (MemoryError, OSError) as exc:
             return FileOutcome(file.name, "failed", reason=f"{exc.__class__.__name__}: {exc}")
 
-    def _load_file(self, source: Source, file: InputFile, progress: LoadProgress) -> FileOutcome:
+    def _prepare(self, file: InputFile, known: Set[str]) -> Prepared:
+        """Read, hash and parse a file (on the read-ahead thread); a file whose content is known is not parsed."""
         data = self._read(file)
         digest = hashlib.sha256(data).hexdigest()
-        known = self.catalog.documents(int(source.id or 0))
-        same = next((d for d in known if d.content_hash == digest), None)
-        if same is not None:
-            why = "already loaded" if same.file_name == file.name else f"same content as {same.file_name}"
-            return FileOutcome(file.name, "unchanged", reason=f"{why}; nothing added")
+        return Prepared(data, len(data), digest, 0, None) if digest in known else self._parse(file, data, digest)
+
+    def _parse(self, file: InputFile, data: bytes, digest: str) -> Prepared:
         pages = reader_for(file.name)(data)
         numbered = Path(file.name).suffix.lower() == ".pdf"
         chunks = chunk_pages(pages, self.embedder.tokens, self.chunk_tokens, self.chunk_overlap, numbered)
         if not chunks:
             hint = " (a scanned PDF needs OCR first)" if numbered else ""
             raise FileRejected(f"no text could be extracted{hint}")
+        return Prepared(None, len(data), digest, len(pages), chunks)
+
+    def _load_file(self, source: Source, file: InputFile, prepared: Prepared, progress: LoadProgress
+                   ) -> FileOutcome:
+        digest = prepared.digest
+        known = self.catalog.documents(int(source.id or 0))
+        same = next((d for d in known if d.content_hash == digest), None)
+        if same is not None:
+            why = "already loaded" if same.file_name == file.name else f"same content as {same.file_name}"
+            return FileOutcome(file.name, "unchanged", reason=f"{why}; nothing added")
+        if prepared.chunks is None:  # its content was loaded when it was read ahead, and is gone now
+            prepared = self._parse(file, prepared.data or b"", digest)
+        chunks = prepared.chunks or []
         source_id = int(source.id or 0)
         collection = self.store.source_collection(source_id)
         doc_id: int | None = None
         try:
             # Recorded before the slow part, so a crash at any point leaves a row that says whose load it was.
-            doc_id = int(self.catalog.begin_document(source_id, file.name, digest, len(data), len(pages),
+            doc_id = int(self.catalog.begin_document(source_id, file.name, digest, prepared.size, prepared.pages,
                                                      len(chunks)).id or 0)
             progress.file_started(file.name, len(chunks))
-            vectors = self.embedder.embed([c.text for c in chunks], progress.advanced)
-            stamp = now_ms()
-            rows = [PassageRow(passage_id(doc_id, c.index), v, c.text, doc_id, file.name, c.page, c.index, stamp,
-                               source_id=int(source.id or 0)) for c, v in zip(chunks, vectors)]
             self.store.ensure(collection, self.embedder.dim)
-            self.store.insert(collection, rows)
+            self._embed_and_store(collection, source_id, doc_id, file.name, chunks, progress)
             retired = self.catalog.commit_document(doc_id, source_id)
         except BaseException:
             # Ctrl-C, an embedding or a store error mid-way: take back what was written, then let it propagate.
@@ -175,7 +203,19 @@ class Loader:
         if retired:
             self.store.delete_documents(collection, retired)
             self.catalog.forget_documents(retired)
-        return FileOutcome(file.name, "replaced" if retired else "loaded", len(chunks), len(pages))
+        return FileOutcome(file.name, "replaced" if retired else "loaded", len(chunks), prepared.pages)
+
+    def _embed_and_store(self, collection: str, source_id: int, doc_id: int, name: str, chunks: list[Chunk],
+                         progress: LoadProgress) -> None:
+        stamp = now_ms()
+
+        def store(first: int, vectors: np.ndarray) -> None:
+            part = chunks[first : first + len(vectors)]
+            self.store.insert(collection, [PassageRow(passage_id(doc_id, c.index), v, c.text, doc_id, name, c.page,
+                                                      c.index, stamp, source_id=source_id)
+                                           for c, v in zip(part, vectors)])
+
+        embed_and_store(self.embedder, [c.text for c in chunks], store, progress.advanced)
 
     def _take_back(self, collection: str, doc_id: int) -> None:
         try:
