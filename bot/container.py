@@ -21,6 +21,7 @@ from agent.llm import ChatModel
 from agent.loading.loader import Loader
 from agent.loop import TurnRunner
 from agent.service import AgentService
+from bot.home import private_home
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -61,7 +62,10 @@ class Container(AbstractContextManager["Container"]):
     def engine(self) -> Engine:
         from agent.db.engine import open_engine
 
-        return open_engine(self.settings.database_url)
+        private_home(self.settings.home)
+        engine = open_engine(self.settings.database_url)
+        private_home(self.settings.home)  # the database file it may just have created
+        return engine
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -69,7 +73,10 @@ class Container(AbstractContextManager["Container"]):
 
     @cached_property
     def passages(self) -> PassageStore:
-        return PassageStore(self.settings.milvus_uri)
+        private_home(self.settings.home)
+        store = PassageStore(self.settings.milvus_uri)
+        private_home(self.settings.home)
+        return store
 
     @property
     def embedder(self) -> Embedder:

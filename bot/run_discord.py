@@ -13,6 +13,7 @@ from adapters.discord.delivery import make_delivery
 from agent.chat import ChatCore
 from agent.errors import ConfigError
 from bot.container import Container
+from bot.logsafe import scrub_logs
 
 NO_TOKEN = ("No Discord bot token. Set DISCORD_TOKEN (Discord Developer Portal > your application > Bot > "
             "Reset Token), or add discord_token to config.toml.")
@@ -52,6 +53,7 @@ async def run_discord(container: Container, sync: bool = False, **options: Any) 
 
 def serve_discord(container: Container, sync: bool = False) -> None:
     discord.utils.setup_logging()
+    scrub_logs(container.settings)
     try:
         asyncio.run(run_discord(container, sync))
     except KeyboardInterrupt:

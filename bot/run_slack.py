@@ -28,6 +28,7 @@ from adapters.slack.replies import deliver_scheduled
 from agent.chat import ChatCore
 from agent.errors import ConfigError
 from bot.container import Container
+from bot.logsafe import scrub_logs
 from bot.settings import Settings
 
 log = logging.getLogger("membot.slack")
@@ -163,6 +164,7 @@ def serve_slack(container: Container, mode: str | None = None, port: int | None 
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    scrub_logs(container.settings)
     config = slack_config(container.settings, mode, port, path)
     _ = container.model  # fails here, before connecting, when no chat model is configured
     running = start_slack(container, config)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import ConfigError
+from agent.redact import mask_uri
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -81,6 +82,8 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS and value:
                 value = "****" + str(value)[-4:] if len(str(value)) > 8 else "****"
+            elif isinstance(value, str):
+                value = mask_uri(value)  # a password in MEMBOT_DATABASE_URL or MEMBOT_MILVUS_URI
             shown[f.name] = "" if value is None else str(value)
         return shown
 
