@@ -25,6 +25,7 @@ from bot.home import private_home
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from agent.loading.parser import ParserPool
     from agent.schedule.delivery import DeliveryRegistry
     from agent.schedule.service import ScheduleService
     from agent.schedule.timer import Timer
@@ -96,7 +97,17 @@ class Container(AbstractContextManager["Container"]):
     def loader(self) -> Loader:
         s = self.settings
         return Loader(self.catalog, self.passages, self.embedder, s.chunk_tokens, s.chunk_overlap,
-                      int(s.max_file_mb * 1_000_000))
+                      int(s.max_file_mb * 1_000_000), parser=self.parser)
+
+    @cached_property
+    def parser(self) -> ParserPool:
+        """The parser processes every load reads PDF, .docx and HTML files in."""
+        from agent.loading.limits import ExpansionLimits
+        from agent.loading.parser import ParserPool
+
+        s = self.settings
+        return ParserPool(ExpansionLimits(s.max_pages, s.max_text_chars, s.max_page_chars,
+                                          int(s.max_expanded_mb * 1_000_000), s.parse_seconds, s.parse_memory_mb))
 
     @property
     def model(self) -> ChatModel:
@@ -164,6 +175,8 @@ class Container(AbstractContextManager["Container"]):
             self.timer.stop()  # no new firings; the turns already queued finish below
         if "agents" in self.__dict__:
             self.agents.close()
+        if "parser" in self.__dict__:
+            self.parser.close()
         if "passages" in self.__dict__:
             self.passages.close()
         if "engine" in self.__dict__:

@@ -46,6 +46,12 @@ class Settings:
     chunk_tokens: int = 300
     chunk_overlap: int = 20
     max_file_mb: float = 50.0
+    max_pages: int = 5_000  # pages of one file
+    max_text_chars: int = 10_000_000  # text one file may expand to
+    max_page_chars: int = 1_000_000  # text of one PDF page
+    max_expanded_mb: float = 200.0  # decompressed bytes of one file (zip members, PDF content streams)
+    parse_seconds: float = 120.0  # time to parse one file in the parser process
+    parse_memory_mb: int = 1536  # the parser process's address space (RLIMIT_AS)
     search_cache_rows: int = 2_000_000
     timezone: str = "UTC"  # a channel's time zone for schedules until it sets its own
     schedule_max_per_channel: int = 25  # active schedules per channel
@@ -106,6 +112,12 @@ ENV_NAMES: dict[str, str] = {
     "chunk_tokens": "MEMBOT_CHUNK_TOKENS",
     "chunk_overlap": "MEMBOT_CHUNK_OVERLAP",
     "max_file_mb": "MEMBOT_MAX_FILE_MB",
+    "max_pages": "MEMBOT_MAX_PAGES",
+    "max_text_chars": "MEMBOT_MAX_TEXT_CHARS",
+    "max_page_chars": "MEMBOT_MAX_PAGE_CHARS",
+    "max_expanded_mb": "MEMBOT_MAX_EXPANDED_MB",
+    "parse_seconds": "MEMBOT_PARSE_SECONDS",
+    "parse_memory_mb": "MEMBOT_PARSE_MEMORY_MB",
     "search_cache_rows": "MEMBOT_SEARCH_CACHE_ROWS",
     "timezone": "MEMBOT_TIMEZONE",
     "schedule_max_per_channel": "MEMBOT_SCHEDULE_MAX_PER_CHANNEL",
@@ -184,9 +196,18 @@ def _validated(raw: dict[str, Any]) -> Settings:
     if settings.max_steps < 1 or settings.llm_timeout <= 0 or settings.llm_retries < 0:
         raise ConfigError("MEMBOT_MAX_STEPS and MEMBOT_LLM_TIMEOUT must be positive, MEMBOT_LLM_RETRIES >= 0.")
     _check_schedule_settings(settings)
+    _check_limit_settings(settings)
     if settings.discord_guild_id is not None and not settings.discord_guild_id.strip().isdigit():
         raise ConfigError(f"DISCORD_GUILD_ID must be a server id (digits), got {settings.discord_guild_id!r}.")
     return settings
+
+
+def _check_limit_settings(settings: Settings) -> None:
+    for name in ("max_pages", "max_text_chars", "max_page_chars", "max_expanded_mb", "parse_seconds"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{ENV_NAMES[name]} must be positive, got {getattr(settings, name)}.")
+    if settings.parse_memory_mb < 256:  # the parser's interpreter and libraries alone take ~100 MB of address space
+        raise ConfigError(f"MEMBOT_PARSE_MEMORY_MB must be at least 256, got {settings.parse_memory_mb}.")
 
 
 def _check_schedule_settings(settings: Settings) -> None:

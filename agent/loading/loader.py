@@ -15,7 +15,7 @@ from agent.embeddings.base import Embedder
 from agent.errors import EmbeddingMismatch, FileRejected
 from agent.loading.chunker import chunk_pages
 from agent.loading.inputs import InputFile
-from agent.loading.readers import reader_for
+from agent.loading.parser import InProcessParser, Parser
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class LoadProgress:
 
 class Loader:
     def __init__(self, catalog: Catalog, store: PassageStore, embedder: Embedder, chunk_tokens: int,
-                 chunk_overlap: int, max_bytes: int) -> None:
+                 chunk_overlap: int, max_bytes: int, parser: Parser | None = None) -> None:
         self.catalog = catalog
         self.store = store
         self.embedder = embedder
@@ -75,6 +75,7 @@ class Loader:
         self.chunk_tokens = min(chunk_tokens, embedder.max_tokens - 2)
         self.chunk_overlap = min(chunk_overlap, self.chunk_tokens // 4)
         self.max_bytes = max_bytes
+        self.parser = parser or InProcessParser()  # the composition root passes a ParserPool
 
     def load(self, scope: str, name: str, files: Sequence[InputFile], progress: LoadProgress | None = None
              ) -> LoadReport:
@@ -144,7 +145,7 @@ class Loader:
         if same is not None:
             why = "already loaded" if same.file_name == file.name else f"same content as {same.file_name}"
             return FileOutcome(file.name, "unchanged", reason=f"{why}; nothing added")
-        pages = reader_for(file.name)(data)
+        pages = self.parser.parse(file.name, data)
         numbered = Path(file.name).suffix.lower() == ".pdf"
         chunks = chunk_pages(pages, self.embedder.tokens, self.chunk_tokens, self.chunk_overlap, numbered)
         if not chunks:
