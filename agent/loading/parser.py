@@ -48,6 +48,7 @@ class ParserPool:
         self._lock = threading.Lock()
         self._idle: list[_Worker] = []
         self._closed = False
+        self.peak_rss_kb = 0  # the largest resident size a parser process reported (its own getrusage)
 
     def parse(self, name: str, data: bytes) -> list[str]:
         if Path(name).suffix.lower() not in ISOLATED:
@@ -58,6 +59,7 @@ class ParserPool:
             try:
                 kind, value = worker.run(name, data, self.limits)
                 healthy = kind in ("ok", "rejected")
+                self.peak_rss_kb = max(self.peak_rss_kb, worker.peak_rss_kb)
             finally:
                 if healthy:
                     self._give_back(worker)
@@ -96,6 +98,7 @@ class _Worker:
     def __init__(self, memory_mb: int) -> None:
         context = multiprocessing.get_context("spawn")
         self.memory_mb = memory_mb
+        self.peak_rss_kb = 0
         self.conn, child = context.Pipe()
         self.process = context.Process(target=serve, args=(child, memory_mb), name="membot-parser", daemon=True)
         self.process.start()
@@ -112,7 +115,7 @@ class _Worker:
             return "failed", (f"reading it took longer than {limits.seconds:g} s (the limit; set "
                               "MEMBOT_PARSE_SECONDS to change it)")
         try:
-            kind, value = self.conn.recv()
+            kind, value, self.peak_rss_kb = self.conn.recv()
         except (EOFError, OSError):
             self.process.join(5)
             return "failed", (f"the parser stopped while reading it (exit code {self.process.exitcode}); it may "
@@ -134,8 +137,24 @@ class _Worker:
         self.conn.close()
 
 
+def _peak_kb() -> int:
+    """This process's peak resident size. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forked
+    parent through exec, so a spawned process would report the bot's size as its own."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def serve(conn: Connection, memory_mb: int) -> None:
-    """The parser process: read (name, bytes, limits), answer (kind, value), until the pipe closes."""
+    """The parser process: read (name, bytes, limits), answer (kind, value, its peak resident KB), until the
+    pipe closes."""
     import resource
 
     if memory_mb > 0:
@@ -155,7 +174,8 @@ def serve(conn: Connection, memory_mb: int) -> None:
         except Exception as exc:  # a reader bug: report it for this file, keep serving
             reply = ("rejected", f"it could not be read ({exc.__class__.__name__}: {exc})")
         del data
+        peak = _peak_kb()
         try:
-            conn.send(reply)
+            conn.send((*reply, peak))
         except MemoryError:
-            conn.send(("memory", ""))
+            conn.send(("memory", "", peak))

@@ -39,7 +39,7 @@ def read_pdf(data: bytes, limits: ExpansionLimits = DEFAULT_LIMITS) -> list[str]
         if count > limits.max_pages:
             raise FileRejected(too_many_pages(count, limits))
         return _pdf_pages(reader, limits)
-    except FileRejected:
+    except (FileRejected, MemoryError):  # the parser process reports running out of memory as such
         raise
     except LimitReachedError as exc:  # pypdf's own cap on one stream's output
         raise FileRejected(too_expanded("a stream in it", limits)) from exc
@@ -58,7 +58,7 @@ def _open_pdf(data: bytes) -> Any:
         if reader.is_encrypted and not reader.decrypt(""):
             raise FileRejected(NEEDS_PASSWORD)
         return reader
-    except FileRejected:
+    except (FileRejected, MemoryError):
         raise
     except FileNotDecryptedError as exc:
         raise FileRejected(NEEDS_PASSWORD) from exc
@@ -157,7 +157,7 @@ def read_docx(data: bytes, limits: ExpansionLimits = DEFAULT_LIMITS) -> list[str
     try:
         with archive.open(member) as raw:
             return ["\n".join(_docx_blocks(_Capped(raw, limits), limits))]
-    except FileRejected:
+    except (FileRejected, MemoryError):
         raise
     except Exception as exc:  # a damaged deflate stream, bad XML, a CRC mismatch
         raise FileRejected(f"corrupt or unreadable .docx ({exc.__class__.__name__})") from exc
