@@ -66,6 +66,7 @@ class Settings:
     slack_port: int = 3000
     slack_path: str = "/slack/events"
     slack_api_url: str = "https://slack.com/api/"  # another for GovSlack, or a fake in tests
+    slack_file_hosts: str = "https://files.slack.com,https://files.slack-gov.com"  # where uploads are fetched from
     discord_token: str | None = field(default=None, repr=False)
     discord_guild_id: str | None = None  # sync slash commands to this server at start (instant)
 
@@ -132,6 +133,7 @@ ENV_NAMES: dict[str, str] = {
     "slack_port": "MEMBOT_SLACK_PORT",
     "slack_path": "MEMBOT_SLACK_PATH",
     "slack_api_url": "MEMBOT_SLACK_API_URL",
+    "slack_file_hosts": "MEMBOT_SLACK_FILE_HOSTS",
     "discord_token": "DISCORD_TOKEN",
     "discord_guild_id": "DISCORD_GUILD_ID",
 }
