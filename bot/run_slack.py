@@ -8,9 +8,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIServer
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_sdk import WebClient
@@ -24,6 +23,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from adapters.slack.app import build_app
 from adapters.slack.bot import SlackBot
 from adapters.slack.http import wsgi_app
+from adapters.slack.http_server import make_http_server
 from adapters.slack.replies import deliver_scheduled
 from agent.chat import ChatCore
 from agent.errors import ConfigError
@@ -100,16 +100,6 @@ def check_token(client: WebClient) -> dict[str, Any]:
                           "again from the app's OAuth & Permissions page, and reinstall the app.") from exc
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("http: " + format, *args)
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    request_queue_size = 128  # the default (5) resets connections when Slack sends a burst
-
-
 class RunningSlack:
     """A started Slack adapter; `url` is the events URL in HTTP mode."""
 
@@ -152,8 +142,7 @@ def start_slack(container: Container, config: SlackConfig | None = None) -> Runn
         socket = SocketModeHandler(app, config.app_token, web_client=client, concurrency=1)
         socket.connect()
     else:
-        server = make_server(config.host, config.port, wsgi_app(app, config.path), server_class=_ThreadingServer,
-                             handler_class=_QuietHandler)
+        server = make_http_server(config.host, config.port, wsgi_app(app, config.path))
         url = f"http://{config.host}:{server.server_address[1]}{config.path}"
         log.info("Slack: listening on %s (health: /health)", url)
     container.deliveries.register("slack", partial(deliver_scheduled, client, f"slack:{me.get('team_id')}"))

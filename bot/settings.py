@@ -62,7 +62,7 @@ class Settings:
     slack_app_token: str | None = field(default=None, repr=False)  # xapp-... (Socket Mode)
     slack_signing_secret: str | None = field(default=None, repr=False)  # HTTP mode
     slack_mode: str = "socket"  # socket | http
-    slack_host: str = "0.0.0.0"  # HTTP mode: the address to listen on
+    slack_host: str = "127.0.0.1"  # HTTP mode: the address to listen on (behind a proxy; 0.0.0.0 for all)
     slack_port: int = 3000
     slack_path: str = "/slack/events"
     slack_api_url: str = "https://slack.com/api/"  # another for GovSlack, or a fake in tests
