@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from agent.errors import UserError
+from agent.redact import scrub
 
 log = logging.getLogger(__name__)
 _OVERFLOW = re.compile(r"context (length|size|window)|too many tokens|prompt is too long", re.I)
@@ -91,6 +92,6 @@ def _short(exc: Exception) -> str:
     """The endpoint's own error message (not the client's "Error code: 503 - {...}"), short, as a sentence."""
     body = getattr(exc, "body", None)
     text = body.get("message") if isinstance(body, dict) else None
-    text = " ".join(str(text or getattr(exc, "message", exc)).split())
+    text = scrub(" ".join(str(text or getattr(exc, "message", exc)).split()))  # endpoints echo the key back
     text = text if len(text) < 300 else text[:300] + "..."
     return text if text.endswith((".", "!", "?")) else text + "."

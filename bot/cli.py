@@ -303,7 +303,9 @@ cli.add_command(serve)
 def main() -> None:
     from adapters.report import report
     from agent.errors import UserError
+    from bot.home import private_umask
 
+    private_umask()
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Abort as exc:
@@ -327,11 +329,23 @@ def main() -> None:
         sys.exit(2)
 
 
+def _scrub(handler: logging.Handler) -> None:
+    from bot.logsafe import scrub_logs
+
+    try:
+        current: Settings | None = settings()
+    except Exception:  # the settings are what failed: still mask whatever looks like a key
+        current = None
+    scrub_logs(current, [handler])
+
+
 def _log_to_file() -> None:
     try:
-        home = settings().home
-        home.mkdir(parents=True, exist_ok=True)
+        from bot.home import private_home
+
+        home = private_home(settings().home)
         handler: logging.Handler = logging.FileHandler(home / "membot.log")
     except Exception:
         handler = logging.StreamHandler(sys.stderr)
+    _scrub(handler)
     logging.basicConfig(handlers=[handler], format="%(asctime)s %(levelname)s %(name)s %(message)s")

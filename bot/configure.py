@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from agent.redact import mask_uri
 from bot.settings import DEFAULT_LOCAL_MODEL, DEFAULT_OPENAI_EMBEDDING_MODEL, Settings, write_config
 
 DEFAULT_MODELS = {"local": DEFAULT_LOCAL_MODEL, "openai": DEFAULT_OPENAI_EMBEDDING_MODEL}
@@ -18,16 +19,20 @@ def run_configure(settings: Settings, values: dict[str, Any], interactive: bool)
     click.echo(f"Saved settings to {path}")
 
 
+def _uri_prompt(label: str, current: str, show_default: bool = True) -> str:
+    """Ask for a URI whose current value is shown with its password masked; Enter keeps the real one."""
+    shown = mask_uri(current)
+    answer = str(click.prompt(label, default=shown, show_default=show_default))
+    return current if answer == shown else answer
+
+
 def ask(settings: Settings) -> dict[str, Any]:
     values: dict[str, Any] = {}
     click.prompt("Select storage backend for archival data", type=click.Choice(["milvus"]), default="milvus")
     default_uri = str(settings.home / "milvus.db")
-    values["milvus_uri"] = click.prompt(
-        f"Enter the Milvus connection URI (Default: {default_uri})", default=settings.milvus_uri,
-        show_default=False,
-    )
-    values["database_url"] = click.prompt("Database URL for agents, messages and sources",
-                                          default=settings.database_url)
+    values["milvus_uri"] = _uri_prompt(f"Enter the Milvus connection URI (Default: {default_uri})",
+                                       settings.milvus_uri, show_default=False)
+    values["database_url"] = _uri_prompt("Database URL for agents, messages and sources", settings.database_url)
     values["embedding_provider"] = click.prompt("Select embedding provider", type=click.Choice(["local", "openai"]),
                                                 default=settings.embedding_provider)
     # A model of the other provider is never a sensible default: switching provider proposes its own default.

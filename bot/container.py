@@ -22,7 +22,9 @@ from agent.db.engine import open_engine
 from agent.embeddings.base import Embedder
 from agent.errors import ConfigError
 from agent.llm import ChatModel, Completion, OpenAIChat
+from agent.loading.limits import ExpansionLimits
 from agent.loading.loader import Loader
+from agent.loading.parser import ParserPool
 from agent.loop import Limits, TurnRunner
 from agent.presets import Presets
 from agent.schedule import model as schedule_tables  # noqa: F401  (open_engine creates the tables imported)
@@ -34,6 +36,7 @@ from agent.schedule.timer import Timer, system_clock
 from agent.service import AgentService
 from agent.tools.base import BASE_TOOLS
 from agent.tools.schedule import SCHEDULE_TOOLS
+from bot.home import private_home
 from bot.settings import Settings, load_settings, reveal
 
 LLM_HELP = """No chat model is configured. Set OPENAI_API_KEY (for api.openai.com), or OPENAI_BASE_URL for any
@@ -77,7 +80,10 @@ class Container(AbstractContextManager["Container"]):
     # storage -------------------------------------------------------------------------------------------
     @cached_property
     def engine(self) -> Engine:
-        return open_engine(self.settings.database_url)
+        private_home(self.settings.home)
+        engine = open_engine(self.settings.database_url)
+        private_home(self.settings.home)  # the database file it may just have created
+        return engine
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -85,7 +91,10 @@ class Container(AbstractContextManager["Container"]):
 
     @cached_property
     def passages(self) -> PassageStore:
-        return PassageStore(self.settings.milvus_uri)
+        private_home(self.settings.home)
+        store = PassageStore(self.settings.milvus_uri)
+        private_home(self.settings.home)
+        return store
 
     @property
     def embedder(self) -> Embedder:
@@ -106,7 +115,14 @@ class Container(AbstractContextManager["Container"]):
     def loader(self) -> Loader:
         s = self.settings
         return Loader(self.catalog, self.passages, self.embedder, s.chunk_tokens, s.chunk_overlap,
-                      int(s.max_file_mb * 1_000_000))
+                      int(s.max_file_mb * 1_000_000), parser=self.parser)
+
+    @cached_property
+    def parser(self) -> ParserPool:
+        """The parser processes every load reads PDF, .docx and HTML files in."""
+        s = self.settings
+        return ParserPool(ExpansionLimits(s.max_pages, s.max_text_chars, s.max_page_chars,
+                                          int(s.max_expanded_mb * 1_000_000), s.parse_seconds, s.parse_memory_mb))
 
     # schedules (the book and the board) -----------------------------------------------------------------
     @cached_property
@@ -186,6 +202,8 @@ class Container(AbstractContextManager["Container"]):
             self.board.close()
         if "agents" in self.__dict__:
             self.agents.close()
+        if "parser" in self.__dict__:
+            self.parser.close()
         if "passages" in self.__dict__:
             self.passages.close()
         if "engine" in self.__dict__:

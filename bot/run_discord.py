@@ -12,6 +12,7 @@ from adapters.discord.bot import MembotBot
 from adapters.discord.delivery import make_delivery
 from agent.errors import ConfigError
 from bot.container import Container
+from bot.logsafe import scrub_logs
 from bot.process import sigterm_interrupts
 from bot.settings import reveal
 
@@ -53,6 +54,7 @@ async def run_discord(container: Container, sync: bool = False, **options: Any) 
 def serve_discord(container: Container, sync: bool = False) -> None:
     discord.utils.setup_logging()
     sigterm_interrupts()  # SIGTERM stops the bot the way Ctrl-C does
+    scrub_logs(container.settings)
     try:
         asyncio.run(run_discord(container, sync))
     except KeyboardInterrupt:

@@ -25,6 +25,7 @@ from adapters.slack.http import wsgi_app
 from adapters.slack.replies import deliver_scheduled
 from agent.errors import ConfigError
 from bot.container import Container
+from bot.logsafe import scrub_logs
 from bot.process import setup_logging, wait_until_stopped
 from bot.slack_config import SlackConfig, slack_config
 from bot.wsgi_server import serve_wsgi
@@ -72,7 +73,8 @@ def start_slack(container: Container, config: SlackConfig | None = None) -> Runn
     config = config or slack_config(container.settings)
     client = make_client(config)
     me = check_token(client)
-    bot = SlackBot(container.chat, int(container.settings.max_file_mb * 1_000_000))
+    bot = SlackBot(container.chat, int(container.settings.max_file_mb * 1_000_000),
+                   file_origins=[h.strip() for h in container.settings.slack_file_hosts.split(",") if h.strip()])
     app = build_app(bot, client, config.signing_secret)
     log.info("Slack: workspace %s (%s) as @%s, %s mode", me.get("team"), me.get("team_id"), me.get("user"),
              config.mode)
@@ -95,6 +97,7 @@ def serve_slack(container: Container, mode: str | None = None, port: int | None 
                 path: str | None = None) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
     setup_logging()
+    scrub_logs(container.settings)
     config = slack_config(container.settings, mode, port, path)
     container.require_model()  # fails here, before connecting, when no chat model is configured
     running = start_slack(container, config)

@@ -39,6 +39,7 @@ def serve_all(sync: bool) -> None:
     import asyncio
 
     from bot.container import open_container
+    from bot.logsafe import scrub_logs
     from bot.process import setup_logging, sigterm_interrupts
     from bot.run_discord import NO_TOKEN, run_discord
     from bot.run_slack import start_slack
@@ -46,6 +47,7 @@ def serve_all(sync: bool) -> None:
 
     setup_logging()
     with open_container() as c:
+        scrub_logs(c.settings)
         config = slack_config(c.settings)  # a missing Slack token fails before anything is opened
         if not c.settings.discord_token:
             raise ConfigError(NO_TOKEN)

@@ -25,6 +25,7 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from agent.errors import ConfigError
+from agent.redact import mask_uri
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -74,6 +75,12 @@ class Settings(BaseSettings):
     chunk_tokens: Whole = 300
     chunk_overlap: Whole = 20
     max_file_mb: Number = 50.0
+    max_pages: Whole = 5_000  # pages of one file
+    max_text_chars: Whole = 10_000_000  # text one file may expand to
+    max_page_chars: Whole = 1_000_000  # text of one PDF page
+    max_expanded_mb: Number = 200.0  # decompressed bytes of one file (zip members, PDF content streams)
+    parse_seconds: Number = 120.0  # time to parse one file in the parser process
+    parse_memory_mb: Whole = 1536  # the parser process's address space (RLIMIT_AS)
     search_cache_rows: Whole = 2_000_000
     timezone: Text = "UTC"  # a channel's time zone for schedules until it sets its own
     schedule_max_per_channel: Whole = 25  # active schedules per channel
@@ -84,10 +91,11 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, validation_alias="SLACK_APP_TOKEN")  # xapp-... (Socket)
     slack_signing_secret: SecretStr | None = Field(default=None, validation_alias="SLACK_SIGNING_SECRET")  # HTTP mode
     slack_mode: Text = "socket"  # socket | http
-    slack_host: Text = "0.0.0.0"  # HTTP mode: the address to listen on
+    slack_host: Text = "127.0.0.1"  # HTTP mode: the address to listen on (behind a proxy; 0.0.0.0 for all)
     slack_port: Whole = 3000
     slack_path: Text = "/slack/events"
     slack_api_url: Text = "https://slack.com/api/"  # another for GovSlack, or a fake in tests
+    slack_file_hosts: Text = "https://files.slack.com,https://files.slack-gov.com"  # where uploads are fetched from
     discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_TOKEN")
     discord_guild_id: Text | None = Field(default=None, validation_alias="DISCORD_GUILD_ID")  # sync commands there
 
@@ -142,6 +150,8 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr):
                 plain = value.get_secret_value()
                 value = ("****" + plain[-4:] if len(plain) > 8 else "****") if plain else ""
+            elif isinstance(value, str):
+                value = mask_uri(value)  # a password in MEMBOT_DATABASE_URL or MEMBOT_MILVUS_URI
             shown[name] = "" if value is None else str(value)
         return shown
 
@@ -259,8 +269,17 @@ def _check(settings: Settings) -> None:
     if settings.max_steps < 1 or settings.llm_timeout <= 0 or settings.llm_retries < 0:
         raise ConfigError("MEMBOT_MAX_STEPS and MEMBOT_LLM_TIMEOUT must be positive, MEMBOT_LLM_RETRIES >= 0.")
     _check_schedule_settings(settings)
+    _check_limit_settings(settings)
     if settings.discord_guild_id is not None and not settings.discord_guild_id.strip().isdigit():
         raise ConfigError(f"DISCORD_GUILD_ID must be a server id (digits), got {settings.discord_guild_id!r}.")
+
+
+def _check_limit_settings(settings: Settings) -> None:
+    for name in ("max_pages", "max_text_chars", "max_page_chars", "max_expanded_mb", "parse_seconds"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{ENV_NAMES[name]} must be positive, got {getattr(settings, name)}.")
+    if settings.parse_memory_mb < 256:  # the parser's interpreter and libraries alone take ~100 MB of address space
+        raise ConfigError(f"MEMBOT_PARSE_MEMORY_MB must be at least 256, got {settings.parse_memory_mb}.")
 
 
 def _check_schedule_settings(settings: Settings) -> None:

@@ -55,7 +55,8 @@ class World:
 def slack_env(slack: FakeSlack, mode: str) -> dict[str, Any]:
     return {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_APP_TOKEN": slack.app_token,
             "SLACK_SIGNING_SECRET": slack.signing_secret, "MEMBOT_SLACK_MODE": mode, "MEMBOT_SLACK_HOST": "127.0.0.1",
-            "MEMBOT_SLACK_PORT": 0, "MEMBOT_SLACK_API_URL": slack.api_url}
+            "MEMBOT_SLACK_PORT": 0, "MEMBOT_SLACK_API_URL": slack.api_url,
+            "MEMBOT_SLACK_FILE_HOSTS": slack.root}  # the fake serves uploads over http on 127.0.0.1
 
 
 def model_env(model: FakeOpenAI) -> dict[str, Any]:

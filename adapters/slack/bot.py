@@ -4,7 +4,7 @@ bot is in, and the lanes that run each channel's work in arrival order after Sla
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 from adapters.lanes import Lanes
 from adapters.slack.commands import Response
 from adapters.slack.conversation import handle_message
+from adapters.slack.files import SLACK_FILE_ORIGINS
 from adapters.slack.messages import SlackMessage, channel_for
 from adapters.slack.people import People
 from adapters.slack.recent import Recent
@@ -26,9 +27,11 @@ log = logging.getLogger(__name__)
 
 
 class SlackBot:
-    def __init__(self, core: ChatCore, max_file_bytes: int, workers: int = 32) -> None:
+    def __init__(self, core: ChatCore, max_file_bytes: int, workers: int = 32,
+                 file_origins: Sequence[str] = SLACK_FILE_ORIGINS) -> None:
         self.core = core
         self.max_file_bytes = max_file_bytes
+        self.file_origins = tuple(file_origins)  # where the bot token may fetch uploads from
         self.lanes = Lanes(workers, "slack-channel")
         self.commands = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slack-command")
         self.seen: Recent[bool] = Recent()

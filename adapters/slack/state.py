@@ -14,6 +14,7 @@ from agent import ChatCore
 class SlackState(Protocol):
     core: ChatCore
     max_file_bytes: int
+    file_origins: tuple[str, ...]  # where the bot token may fetch uploads from
     seen: Recent[bool]  # events, messages and files already handled
     people: People
     threads: Threads

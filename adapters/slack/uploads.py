@@ -25,7 +25,8 @@ def load_uploads(bot: SlackState, client: WebClient, place: Channel, channel: st
         lines: list[str] = []
         for file in new:
             try:
-                inputs.append(slack_input(complete(client, file), str(client.token), bot.max_file_bytes))
+                inputs.append(slack_input(complete(client, file), str(client.token), bot.max_file_bytes,
+                                          origins=bot.file_origins))
             except SlackApiError as exc:
                 lines.append(f"Could not load `{file.get('name') or file.get('id')}`: Slack refused files.info "
                              f"({exc.response.get('error')}); the app needs the files:read scope.")

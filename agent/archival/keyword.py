@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ STOP_WORDS = frozenset(
 
 def terms(text: str) -> list[str]:
     out: list[str] = []
-    for match in _COMPOUND.finditer(text.lower()):
+    for match in _COMPOUND.finditer(unicodedata.normalize("NFKC", text).lower()):  # "ﬀ" in old passages too
         word = match.group()
         parts = _PARTS.findall(word)
         if len(parts) > 1:

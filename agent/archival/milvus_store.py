@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from agent.errors import StoreUnavailable
+from agent.redact import mask_uri, scrub, uri_secret
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +325,9 @@ def _lite_busy(uri: str) -> str:
     )
 
 
-def _open_failure(uri: str, exc: Exception) -> str:
+def _open_failure(uri: str, error: Exception) -> str:
+    exc = scrub(str(error), [uri_secret(uri)])  # a server URI may hold a password, and the driver may repeat it
+    uri = mask_uri(uri)
     if "://" not in uri:
         return (
             f"Cannot open Milvus Lite at {uri}: {exc}. Milvus Lite allows one process per path; if another "

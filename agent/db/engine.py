@@ -11,6 +11,7 @@ from sqlmodel import SQLModel, create_engine
 
 from agent.db import models  # noqa: F401  (registers the tables)
 from agent.errors import ConfigError, StoreUnavailable
+from agent.redact import scrub
 
 
 def open_engine(url: str) -> Engine:
@@ -33,7 +34,8 @@ def open_engine(url: str) -> Engine:
         add_missing_columns(engine)
     except OperationalError as exc:
         shown = parsed.render_as_string(hide_password=True)
-        raise StoreUnavailable(f"Cannot open the database {shown}: {exc.orig}") from exc
+        why = scrub(str(exc.orig), [str(parsed.password or "")])  # a driver may quote the DSN back
+        raise StoreUnavailable(f"Cannot open the database {shown}: {why}") from exc
     return engine
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from agent.embeddings.base import Progress, normalise
 from agent.embeddings.tokens import EstimateCounter
 from agent.errors import ConfigError, UserError
+from agent.redact import scrub
 
 KNOWN_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
 
@@ -35,7 +36,7 @@ class OpenAIEmbedder:
             response = self._client.embeddings.create(model=self.model, input=texts)
         except openai.APIError as exc:
             raise UserError(f"The embedding endpoint failed for model {self.model}: {exc.__class__.__name__}: "
-                            f"{getattr(exc, 'message', exc)}") from exc
+                            f"{scrub(str(getattr(exc, 'message', exc)))}") from exc
         return [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from agent.embeddings.tokens import TokenCounter
@@ -55,6 +56,9 @@ def _sentence_break(text: str, spans: list[tuple[int, int]], start: int, end: in
 
 
 def _tidy(text: str) -> str:
+    # NFKC first: PDF ligatures (the one-character "ﬀ" in "Buﬀer") and full-width letters become the letters
+    # people type, for the keyword index and the embedding model alike.
+    text = unicodedata.normalize("NFKC", text)
     text = text.replace("\r\n", "\n").replace("\x00", "")
     text = re.sub(r"(\w)-\n(\w)", r"\1\2", text)  # words hyphenated across lines
     text = re.sub(r"[ \t]+", " ", text)

@@ -19,8 +19,8 @@ from agent.embeddings.models import how_to_use
 from agent.errors import EmbeddingMismatch, FileRejected
 from agent.loading.chunker import Chunk, chunk_pages
 from agent.loading.inputs import InputFile
+from agent.loading.parser import InProcessParser, Parser
 from agent.loading.pipeline import ReadAhead, embed_and_store
-from agent.loading.readers import reader_for
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class LoadProgress:
 
 class Loader:
     def __init__(self, catalog: Catalog, store: PassageStore, embedder: Embedder, chunk_tokens: int,
-                 chunk_overlap: int, max_bytes: int) -> None:
+                 chunk_overlap: int, max_bytes: int, parser: Parser | None = None) -> None:
         self.catalog = catalog
         self.store = store
         self.embedder = embedder
@@ -91,6 +91,7 @@ class Loader:
         self.chunk_tokens = min(chunk_tokens, embedder.max_tokens - 2)
         self.chunk_overlap = min(chunk_overlap, self.chunk_tokens // 4)
         self.max_bytes = max_bytes
+        self.parser = parser or InProcessParser()  # the composition root passes a ParserPool
 
     def load(self, scope: str, name: str, files: Sequence[InputFile], progress: LoadProgress | None = None
              ) -> LoadReport:
@@ -163,7 +164,7 @@ class Loader:
         return Prepared(data, len(data), digest, 0, None) if digest in known else self._parse(file, data, digest)
 
     def _parse(self, file: InputFile, data: bytes, digest: str) -> Prepared:
-        pages = reader_for(file.name)(data)
+        pages = self.parser.parse(file.name, data)
         numbered = Path(file.name).suffix.lower() == ".pdf"
         chunks = chunk_pages(pages, self.embedder.tokens, self.chunk_tokens, self.chunk_overlap, numbered)
         if not chunks:
