@@ -69,7 +69,7 @@ class Container(AbstractContextManager["Container"]):
 
     @cached_property
     def passages(self) -> PassageStore:
-        return PassageStore(self.settings.milvus_uri)
+        return PassageStore(self.settings.milvus_uri, self.settings.milvus_names)
 
     @property
     def embedder(self) -> Embedder:
@@ -79,7 +79,11 @@ class Container(AbstractContextManager["Container"]):
 
     @cached_property
     def searcher(self) -> Searcher:
-        return Searcher(IndexCache(self.passages, self.settings.search_cache_rows), lambda: self.embedder)
+        from agent.archival.server_search import ServerSearch
+
+        shared = self.passages.shared
+        return Searcher(IndexCache(self.passages, self.settings.search_cache_rows), lambda: self.embedder,
+                        ServerSearch(shared) if shared is not None else None)
 
     @cached_property
     def sources(self) -> Sources:

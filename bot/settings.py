@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -32,6 +34,7 @@ class Settings:
     home: Path
     database_url: str
     milvus_uri: str
+    milvus_prefix: str = ""  # Milvus names start with it; empty: derived from database_url (see milvus_names)
     embedding_provider: str = "local"  # local | openai
     embedding_model: str = DEFAULT_LOCAL_MODEL
     embedding_batch_size: int = 32
@@ -74,6 +77,17 @@ class Settings:
     def milvus_is_local(self) -> bool:
         return "://" not in self.milvus_uri
 
+    @property
+    def milvus_names(self) -> str:
+        """The prefix of this deployment's Milvus collections. Deployments that share a Milvus server keep apart
+        by their databases: the default is a hash of the database URL (never the URL, which may hold a
+        password). A Milvus Lite file belongs to one deployment, and keeps the plain `membot` it always had."""
+        if self.milvus_prefix:
+            return self.milvus_prefix
+        if self.milvus_is_local:
+            return "membot"
+        return "membot_" + hashlib.sha256(self.database_url.encode()).hexdigest()[:10]
+
     def describe(self) -> dict[str, str]:
         """Settings as text for display, with secrets masked."""
         shown = {}
@@ -90,6 +104,7 @@ ENV_NAMES: dict[str, str] = {
     "home": "MEMBOT_HOME",
     "database_url": "MEMBOT_DATABASE_URL",
     "milvus_uri": "MEMBOT_MILVUS_URI",
+    "milvus_prefix": "MEMBOT_MILVUS_PREFIX",
     "embedding_provider": "MEMBOT_EMBEDDING_PROVIDER",
     "embedding_model": "MEMBOT_EMBEDDING_MODEL",
     "embedding_batch_size": "MEMBOT_EMBEDDING_BATCH_SIZE",
@@ -181,6 +196,9 @@ def _validated(raw: dict[str, Any]) -> Settings:
     if settings.max_steps < 1 or settings.llm_timeout <= 0 or settings.llm_retries < 0:
         raise ConfigError("MEMBOT_MAX_STEPS and MEMBOT_LLM_TIMEOUT must be positive, MEMBOT_LLM_RETRIES >= 0.")
     _check_schedule_settings(settings)
+    if settings.milvus_prefix and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", settings.milvus_prefix):
+        raise ConfigError(f"MEMBOT_MILVUS_PREFIX must be a letter or _ followed by up to 63 letters, digits or _ "
+                          f"(Milvus names allow no other characters), got {settings.milvus_prefix!r}.")
     if settings.discord_guild_id is not None and not settings.discord_guild_id.strip().isdigit():
         raise ConfigError(f"DISCORD_GUILD_ID must be a server id (digits), got {settings.discord_guild_id!r}.")
     return settings

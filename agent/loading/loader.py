@@ -162,7 +162,7 @@ class Loader:
             stamp = now_ms()
             rows = [PassageRow(passage_id(doc_id, c.index), v, c.text, doc_id, file.name, c.page, c.index, stamp,
                                source_id=int(source.id or 0)) for c, v in zip(chunks, vectors)]
-            self.store.ensure(collection, self.embedder.dim)
+            self.store.ensure(collection, self.embedder.dim, self.embedder.model)
             self.store.insert(collection, rows)
             retired = self.catalog.commit_document(doc_id, source_id)
         except BaseException:

@@ -56,7 +56,7 @@ class ArchivalMemory:
         stamp = now_ms()
         rows = [PassageRow(passage_id(doc, c.index), v, c.text, doc, "", 0, c.index, stamp,
                            agent_id=int(self.agent.id or 0)) for c, v in zip(chunks, vectors)]
-        self.store.ensure(self.collection, embedder.dim)
+        self.store.ensure(self.collection, embedder.dim, embedder.model)
         self.store.insert(self.collection, rows)
         self.written.append(doc)
         self.session.add(self.agent)
