@@ -121,6 +121,11 @@ class PassageStore:
                 raise StoreUnavailable(_open_failure(uri, exc)) from exc
             _LITE_USERS[self._lite_path] = _LITE_USERS.get(self._lite_path, 0) + 1
 
+    @property
+    def client(self) -> Any:
+        """The pymilvus client (for maintenance such as agent/archival/migrate.py)."""
+        return self._client
+
     # names -------------------------------------------------------------------------------------------
     def source_collection(self, source_id: int) -> str:
         return f"{self.prefix}_src_{source_id}"

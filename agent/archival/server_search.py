@@ -79,7 +79,7 @@ class ServerSearch:
         saturated = False
         if mode != "keyword":
             assert vector is not None
-            saturated |= self._dense(name, expr, vector, limit, found) >= limit
+            saturated |= self._dense(name, expr, vector, limit, found, mode)
         if mode != "dense":
             if bm25:
                 saturated |= self._bm25(name, expr, query, limit, found) >= limit
@@ -90,7 +90,9 @@ class ServerSearch:
         return self._page(targets, query, k, page, mode, found, saturated)
 
     # the three sides ---------------------------------------------------------------------------------
-    def _dense(self, name: str, expr: str, vector: np.ndarray, limit: int, found: dict[int, Candidate]) -> int:
+    def _dense(self, name: str, expr: str, vector: np.ndarray, limit: int, found: dict[int, Candidate],
+               mode: str) -> bool:
+        """Adds the nearest rows to `found`; whether more rows that count as results may lie beyond them."""
         result = self.shared.client.search(
             name, data=[vector.tolist()], anns_field="vector", filter=expr, limit=limit, output_fields=OUTPUT,
             search_params={"metric_type": "COSINE", "params": {"ef": max(SEARCH_EF, limit)}},
@@ -101,7 +103,10 @@ class ServerSearch:
             entity = hit["entity"]
             entity["id"] = hit["id"]
             found.setdefault(int(hit["id"]), Candidate(entity)).similarity = float(hit["distance"])
-        return len(hits)
+        if len(hits) < limit:
+            return False
+        # Hits come nearest first: when the farthest is below the threshold, so is every row not returned.
+        return mode == "dense" or float(hits[-1]["distance"]) >= MIN_SIMILARITY
 
     def _bm25(self, name: str, expr: str, query: str, limit: int, found: dict[int, Candidate]) -> int:
         result = self.shared.client.search(
@@ -147,8 +152,8 @@ class ServerSearch:
         total = len(ranked)
         labels = {t.collection: t.label for t in targets}
         hits = [_hit(c, score, labels) for c, score in ranked[(page - 1) * k : page * k]]
-        return SearchPage(query, hits, total, page, math.ceil(total / k), k, mode, len(found),
-                          at_least=saturated)
+        # `searched` stays 0: the server does not say how many rows its index looked at.
+        return SearchPage(query, hits, total, page, math.ceil(total / k), k, mode, 0, at_least=saturated)
 
 
 def fuse(candidates: list[Candidate], mode: str) -> list[tuple[Candidate, float]]:

@@ -107,10 +107,10 @@ def format_page(result: SearchPage) -> str:
     if result.total == 0:
         return f"No archival results for {result.query!r}."
     if not result.hits:
-        return f"Page {result.page} is past the end: {result.total} results in {result.pages} page(s)."
+        return f"Page {result.page} is past the end: {result.total_text} results in {result.pages_text} page(s)."
     first = (result.page - 1) * result.per_page
-    lines = [f"Showing {first + 1}-{first + len(result.hits)} of {result.total} results "
-             f"(page {result.page}/{result.pages}):"]
+    lines = [f"Showing {first + 1}-{first + len(result.hits)} of {result.total_text} results "
+             f"(page {result.page}/{result.pages_text}):"]
     for n, hit in enumerate(result.hits, start=first + 1):
         where = hit.label
         if hit.file_name:
