@@ -102,6 +102,15 @@ def test_loading_and_deleted_documents_stay_hidden(server: Container, base_vecto
     assert {h.label for h in rest.hits} == {"src00", "src02"}
 
 
+def test_many_sources_in_one_search(server: Container, base_vectors: np.ndarray) -> None:
+    # Milvus 2.3 fails on a filter of a few dozen OR-ed clauses: sixty sources still search as one.
+    corpus = build_corpus(server, base_vectors, sources=60, per_source=4, seed=8)
+    searcher, fixed = server_searcher(server, corpus.vectors["src33"][0])
+    page = searcher.search(targets(server, corpus.names), "q", k=300, mode="dense")
+    assert page.hits[0].passage_id == int(corpus.ids["src33"][0]) and page.hits[0].label == "src33"
+    assert {h.passage_id for h in page.hits} == set(np.concatenate(list(corpus.ids.values())).tolist())
+
+
 def test_identifier_fallback_on_a_server_without_bm25(server: Container) -> None:
     assert server.passages.shared is not None and not server.passages.shared.features.bm25  # Milvus 2.3.5
     assert "identifier filter" in server.searcher.mode and "2.3.5" in server.searcher.mode

@@ -32,7 +32,7 @@ OUTPUT = ["id", "text", "tenant", "file_name", "page", "chunk_index", "inserted_
 
 @dataclass
 class Candidate:
-    row: dict[str, Any]
+    id: int
     similarity: float | None = None  # None until known: a keyword hit the vector search did not return
     bm25: float = 0.0
     identifiers: int = 0  # how many of the query's identifiers the passage holds
@@ -41,14 +41,21 @@ class Candidate:
 
 def visibility(targets: Sequence[SearchTarget]) -> str:
     """A filter for exactly the rows the targets may see: their tenants, and only the ready documents of those
-    that list them (a file still loading, or one replaced, has rows that must not be found)."""
+    that list them (a file still loading, or one replaced, has rows that must not be found).
+
+    Document ids are unique across sources (one SQL sequence), so one `tenant in [..] and document_id in [..]`
+    says it for every source at once. Not one clause per source: Milvus 2.3 fails on a few dozen OR-ed clauses
+    ("unsupported expr proto node").
+    """
+    whole = [t.collection for t in targets if t.visible is None]
+    parts = [t for t in targets if t.visible]
     clauses = []
-    for t in targets:
-        if t.visible is None:
-            clauses.append(f"tenant == {quote(t.collection)}")
-        elif t.visible:
-            ids = ",".join(str(int(d)) for d in sorted(t.visible))
-            clauses.append(f"(tenant == {quote(t.collection)} and document_id in [{ids}])")
+    if parts:
+        docs = sorted({int(d) for t in parts for d in t.visible or ()})
+        clauses.append(f"(tenant in [{', '.join(quote(t.collection) for t in parts)}] and "
+                       f"document_id in [{','.join(map(str, docs))}])")
+    if whole:
+        clauses.append(f"tenant in [{', '.join(quote(c) for c in whole)}]")
     return " or ".join(clauses)
 
 
@@ -87,22 +94,20 @@ class ServerSearch:
                 saturated |= self._identifiers(name, expr, idents, limit, found) >= limit
             if vector is not None:
                 self._fill_similarity(name, vector, found)
-        return self._page(targets, query, k, page, mode, found, saturated)
+        return self._page(name, targets, query, k, page, mode, found, saturated)
 
     # the three sides ---------------------------------------------------------------------------------
     def _dense(self, name: str, expr: str, vector: np.ndarray, limit: int, found: dict[int, Candidate],
                mode: str) -> bool:
         """Adds the nearest rows to `found`; whether more rows that count as results may lie beyond them."""
         result = self.shared.client.search(
-            name, data=[vector.tolist()], anns_field="vector", filter=expr, limit=limit, output_fields=OUTPUT,
+            name, data=[vector.tolist()], anns_field="vector", filter=expr, limit=limit, output_fields=[],
             search_params={"metric_type": "COSINE", "params": {"ef": max(SEARCH_EF, limit)}},
             consistency_level=SESSION,
         )
         hits = result[0] if result else []
         for hit in hits:
-            entity = hit["entity"]
-            entity["id"] = hit["id"]
-            found.setdefault(int(hit["id"]), Candidate(entity)).similarity = float(hit["distance"])
+            found.setdefault(int(hit["id"]), Candidate(int(hit["id"]))).similarity = float(hit["distance"])
         if len(hits) < limit:
             return False
         # Hits come nearest first: when the farthest is below the threshold, so is every row not returned.
@@ -110,27 +115,25 @@ class ServerSearch:
 
     def _bm25(self, name: str, expr: str, query: str, limit: int, found: dict[int, Candidate]) -> int:
         result = self.shared.client.search(
-            name, data=[query], anns_field="sparse", filter=expr, limit=limit, output_fields=OUTPUT,
+            name, data=[query], anns_field="sparse", filter=expr, limit=limit, output_fields=[],
             search_params={"metric_type": "BM25"}, consistency_level=SESSION,
         )
         hits = result[0] if result else []
         for hit in hits:
-            entity = hit["entity"]
-            entity["id"] = hit["id"]
             # Milvus reports BM25 as a score where higher is better (some builds negate it: keep the size).
-            found.setdefault(int(hit["id"]), Candidate(entity)).bm25 = abs(float(hit["distance"]))
+            found.setdefault(int(hit["id"]), Candidate(int(hit["id"]))).bm25 = abs(float(hit["distance"]))
         return len(hits)
 
     def _identifiers(self, name: str, expr: str, idents: list[str], limit: int,
                      found: dict[int, Candidate]) -> int:
         wanted = ", ".join(quote(i) for i in idents)
         rows = self.shared.client.query(
-            name, filter=f"({expr}) and array_contains_any(idents, [{wanted}])", output_fields=OUTPUT + ["idents"],
+            name, filter=f"({expr}) and array_contains_any(idents, [{wanted}])", output_fields=["id", "idents"],
             limit=limit, consistency_level=SESSION,
         )
         for row in rows:
-            matched = len(set(row.pop("idents", [])) & set(idents))
-            found.setdefault(int(row["id"]), Candidate(row)).identifiers = matched
+            matched = len(set(row.get("idents", [])) & set(idents))
+            found.setdefault(int(row["id"]), Candidate(int(row["id"]))).identifiers = matched
         return len(rows)
 
     def _fill_similarity(self, name: str, vector: np.ndarray, found: dict[int, Candidate]) -> None:
@@ -146,12 +149,17 @@ class ServerSearch:
             found[int(row["id"])].similarity = float(v @ vector) / norm
 
     # fusion and paging -------------------------------------------------------------------------------
-    def _page(self, targets: Sequence[SearchTarget], query: str, k: int, page: int, mode: str,
+    def _page(self, name: str, targets: Sequence[SearchTarget], query: str, k: int, page: int, mode: str,
               found: dict[int, Candidate], saturated: bool) -> SearchPage:
         ranked = fuse(list(found.values()), mode)
         total = len(ranked)
         labels = {t.collection: t.label for t in targets}
-        hits = [_hit(c, score, labels) for c, score in ranked[(page - 1) * k : page * k]]
+        shown = ranked[(page - 1) * k : page * k]
+        # Texts only for the hits shown, not for every candidate: a passage may be 64 KB.
+        rows = {int(r["id"]): r for r in self.shared.client.query(
+            name, filter=f"id in [{','.join(str(c.id) for c, _ in shown)}]", output_fields=OUTPUT,
+            consistency_level=SESSION)} if shown else {}
+        hits = [_hit(c, score, rows[c.id], labels) for c, score in shown if c.id in rows]  # not deleted meanwhile
         # `searched` stays 0: the server does not say how many rows its index looked at.
         return SearchPage(query, hits, total, page, math.ceil(total / k), k, mode, 0, at_least=saturated)
 
@@ -174,13 +182,12 @@ def fuse(candidates: list[Candidate], mode: str) -> list[tuple[Candidate, float]
         weight = DENSE_WEIGHT if kw_top > 0 else 1.0
         scored = [(c, weight * (max(s, 0.0) / top if top > 0 else 0.0) + (1 - weight) * c.keyword)
                   for c, s in zip(candidates, sims) if s >= MIN_SIMILARITY or c.keyword > 0]
-    scored.sort(key=lambda pair: (-pair[1], int(pair[0].row["id"])))
+    scored.sort(key=lambda pair: (-pair[1], pair[0].id))
     return scored
 
 
-def _hit(c: Candidate, score: float, labels: dict[str, str]) -> Hit:
-    r = c.row
+def _hit(c: Candidate, score: float, r: dict[str, Any], labels: dict[str, str]) -> Hit:
     return Hit(text=r.get("text", ""), score=score, similarity=c.similarity or 0.0, keyword=c.keyword,
                label=labels.get(r.get("tenant", ""), r.get("tenant", "")), file_name=r.get("file_name", ""),
-               page=int(r.get("page", 0)), chunk_index=int(r.get("chunk_index", 0)), passage_id=int(r["id"]),
+               page=int(r.get("page", 0)), chunk_index=int(r.get("chunk_index", 0)), passage_id=c.id,
                inserted_at=moment(int(r.get("inserted_at", 0))))
