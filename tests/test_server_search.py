@@ -187,6 +187,16 @@ def test_lite_says_it_searches_in_process(container: Container) -> None:
     assert container.searcher.mode.startswith("Milvus Lite: exact")
 
 
+def test_milvus_prefix_is_checked(home: Path) -> None:
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="MEMBOT_MILVUS_PREFIX must be a letter"):
+        make_settings(home, MEMBOT_MILVUS_PREFIX="team-a")
+    server = make_settings(home, MEMBOT_MILVUS_URI="http://127.0.0.1:1")
+    assert server.milvus_names.startswith("membot_") and "sqlite" not in server.milvus_names
+    assert make_settings(home).milvus_names == "membot"  # Milvus Lite keeps its names
+
+
 def _note(home: Path) -> Path:
     path = home / "note.txt"
     path.write_text("The printer on floor two needs toner code TN-2420 every month.\n")
