@@ -121,6 +121,21 @@ def test_identifier_fallback_on_a_server_without_bm25(server: Container) -> None
         server.sources.search(SCOPE, ["notes"], "launch code", mode="keyword")
 
 
+def test_bm25_on_a_server_with_full_text_search(home: Path, milvus_server: str, embedder) -> None:  # type: ignore[no-untyped-def]
+    # Milvus Lite 2.5+ run as a server has BM25 function fields: the 2.5+ path, on a real implementation.
+    with Container(make_settings(home, MEMBOT_MILVUS_URI=milvus_server), embedder=embedder) as c:
+        assert c.passages.shared is not None and c.passages.shared.features.bm25
+        assert "BM25 full-text search" in c.searcher.mode
+        rows = [f"Ticket {n}: the {w} on floor {n % 7} needs attention." for n, w in
+                enumerate(["printer", "badge reader", "coffee machine", "router", "projector"] * 8)]
+        rows[17] = "Ticket 1b4e28ba-2fa1-11d2-883f-0016d3cca427: the aquarium pump hums at night."
+        c.loader.load(SCOPE, "tickets", [InputFile.from_bytes("t.txt", "\n\n".join(rows).encode())])
+        words = c.sources.search(SCOPE, ["tickets"], "aquarium pump", k=3, mode="keyword")
+        assert words.hits and "aquarium pump" in words.hits[0].text
+        exact = c.sources.search(SCOPE, ["tickets"], "status of 1B4E28BA-2fa1-11d2-883f-0016d3cca427?", k=3)
+        assert "aquarium" in exact.hits[0].text
+
+
 def test_deployments_sharing_a_server_keep_apart(tmp_path: Path, milvus_standalone: str, embedder) -> None:  # type: ignore[no-untyped-def]
     texts = {"one": "Team one keeps the spare keys in drawer QX-1.", "two": "Team two parks bikes in room QX-1."}
     boxes = {name: Container(make_settings(tmp_path / name, MEMBOT_MILVUS_URI=milvus_standalone),

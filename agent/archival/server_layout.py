@@ -38,7 +38,7 @@ class ServerFeatures:
 
     @property
     def mode(self) -> str:
-        keyword = "BM25 hybrid_search" if self.bm25 else "identifier filter (no BM25 before Milvus 2.5)"
+        keyword = "BM25 full-text search" if self.bm25 else "identifier filter (no BM25 before Milvus 2.5)"
         return f"Milvus server {self.version}: HNSW vector search + {keyword}, inside Milvus"
 
 
