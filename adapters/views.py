@@ -22,12 +22,14 @@ def sources_table(summaries: list[SourceSummary]) -> None:
     _table(rows)
 
 
-def source_detail(summary: SourceSummary, documents: list[Document]) -> None:
+def source_detail(summary: SourceSummary, documents: list[Document], search_mode: str = "") -> None:
     src = summary.source
     click.echo(f"Source {src.name}: {summary.files} files, {summary.documents} documents, "
                f"{summary.passages} passages")
     click.echo(f"Embedding model: {src.embedding_model} ({src.embedding_dim} dimensions), "
                f"chunks of up to {src.chunk_tokens} tokens")
+    if search_mode:
+        click.echo(f"Search: {search_mode}")
     rows = [("file", "pages", "passages", "bytes", "sha256", "loaded")]
     for d in documents:
         rows.append((d.file_name, str(d.page_count), str(d.passage_count), str(d.size_bytes),
@@ -37,14 +39,15 @@ def source_detail(summary: SourceSummary, documents: list[Document]) -> None:
 
 def search_results(result: SearchPage) -> None:
     if not result.total:
-        click.echo(f"No results for {result.query!r} (searched {result.searched} passages).")
+        searched = f" (searched {result.searched} passages)" if result.searched else ""
+        click.echo(f"No results for {result.query!r}{searched}.")
         return
     if not result.hits:
-        click.echo(f"Page {result.page} is past the end: {result.total} results in {result.pages} pages.")
+        click.echo(f"Page {result.page} is past the end: {result.total_text} results in {result.pages_text} pages.")
         return
     first = (result.page - 1) * result.per_page + 1
-    click.echo(f"Showing {first}-{first + len(result.hits) - 1} of {result.total} results "
-               f"(page {result.page}/{result.pages}) for {result.query!r}")
+    click.echo(f"Showing {first}-{first + len(result.hits) - 1} of {result.total_text} results "
+               f"(page {result.page}/{result.pages_text}) for {result.query!r}")
     for n, hit in enumerate(result.hits, start=first):
         where = f"{hit.file_name}, page {hit.page}" if hit.page else hit.file_name
         click.echo(f"\n[{n}] score {hit.score:.3f}  {hit.label}: {where}")

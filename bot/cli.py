@@ -131,7 +131,7 @@ def sources_show(name: str, scope: str) -> None:
     from adapters.views import source_detail
 
     with container() as c:
-        source_detail(*c.sources.show(scope, name))
+        source_detail(*c.sources.show(scope, name), search_mode=c.searcher.mode)
 
 
 @sources.command("delete")
@@ -146,6 +146,23 @@ def sources_delete(name: str, yes: bool, scope: str) -> None:
             click.confirm(f"Delete {name} ({summary.passages} passages)?", abort=True)
         c.sources.delete(scope, name)
     click.echo(f"Deleted source {name} and its {summary.passages} passages.")
+
+
+@sources.command("migrate")
+@click.option("--from-prefix", default="membot", show_default=True,
+              help="The prefix of the old collections (membot_src_<id>, membot_agent_<id>).")
+def sources_migrate(from_prefix: str) -> None:
+    """Move passages of the old one-collection-per-source layout on a Milvus server into the shared layout."""
+    from agent.archival.migrate import migrate
+
+    def show(m: Any) -> None:
+        click.echo(f"{m.old} -> {m.new}: {m.rows} passages" if not m.note else f"{m.old}: {m.note}")
+
+    with container() as c:
+        moved = migrate(c.passages, c.engine, from_prefix, show)
+    done = [m for m in moved if not m.note]
+    click.echo(f"Moved {len(done)} collection(s), {sum(m.rows for m in done)} passages." if moved
+               else f"No collections of the old layout ({from_prefix}_src_<id>, {from_prefix}_agent_<id>) found.")
 
 
 # search --------------------------------------------------------------------------------------------------

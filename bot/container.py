@@ -15,6 +15,7 @@ from agent.archival.catalog import Catalog
 from agent.archival.index import IndexCache
 from agent.archival.milvus_store import PassageStore
 from agent.archival.search import Searcher
+from agent.archival.server_search import ServerSearch
 from agent.archival.sources import Sources
 from agent.chat import ChatCore
 from agent.context import Budget
@@ -92,7 +93,7 @@ class Container(AbstractContextManager["Container"]):
     @cached_property
     def passages(self) -> PassageStore:
         private_home(self.settings.home)
-        store = PassageStore(self.settings.milvus_uri)
+        store = PassageStore(self.settings.milvus_uri, self.settings.milvus_names)
         private_home(self.settings.home)
         return store
 
@@ -105,7 +106,9 @@ class Container(AbstractContextManager["Container"]):
     @cached_property
     def searcher(self) -> Searcher:
         # The embedder is passed lazily: loading it takes seconds, and most searches of a command never embed.
-        return Searcher(IndexCache(self.passages, self.settings.search_cache_rows), lambda: self.embedder)
+        shared = self.passages.shared
+        return Searcher(IndexCache(self.passages, self.settings.search_cache_rows), lambda: self.embedder,
+                        ServerSearch(shared) if shared is not None else None)
 
     @cached_property
     def sources(self) -> Sources:

@@ -4,8 +4,10 @@ otherwise, and its name in config.toml is the field's name."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping
 from contextvars import ContextVar
@@ -62,6 +64,7 @@ class Settings(BaseSettings):
     home: Path
     database_url: Text = ""  # default: SQLite in home
     milvus_uri: Text = ""  # default: Milvus Lite in home
+    milvus_prefix: Text = ""  # Milvus names start with it; empty: derived from database_url (see milvus_names)
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_model: Text = DEFAULT_LOCAL_MODEL
     embedding_batch_size: Whole = 32
@@ -141,6 +144,17 @@ class Settings(BaseSettings):
     @property
     def milvus_is_local(self) -> bool:
         return "://" not in self.milvus_uri
+
+    @property
+    def milvus_names(self) -> str:
+        """The prefix of this deployment's Milvus collections. Deployments that share a Milvus server keep apart
+        by their databases: the default is a hash of the database URL (never the URL, which may hold a
+        password). A Milvus Lite file belongs to one deployment, and keeps the plain `membot` it always had."""
+        if self.milvus_prefix:
+            return self.milvus_prefix
+        if self.milvus_is_local:
+            return "membot"
+        return "membot_" + hashlib.sha256(self.database_url.encode()).hexdigest()[:10]
 
     def describe(self) -> dict[str, str]:
         """Settings as text for display, with secrets masked."""
@@ -270,6 +284,9 @@ def _check(settings: Settings) -> None:
         raise ConfigError("MEMBOT_MAX_STEPS and MEMBOT_LLM_TIMEOUT must be positive, MEMBOT_LLM_RETRIES >= 0.")
     _check_schedule_settings(settings)
     _check_limit_settings(settings)
+    if settings.milvus_prefix and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", settings.milvus_prefix):
+        raise ConfigError(f"MEMBOT_MILVUS_PREFIX must be a letter or _ followed by up to 63 letters, digits or _ "
+                          f"(Milvus names allow no other characters), got {settings.milvus_prefix!r}.")
     if settings.discord_guild_id is not None and not settings.discord_guild_id.strip().isdigit():
         raise ConfigError(f"DISCORD_GUILD_ID must be a server id (digits), got {settings.discord_guild_id!r}.")
 

@@ -146,3 +146,20 @@ def run_cli(home: Path, *args: str, env: dict[str, str] | None = None, input: st
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "bot", *args], cwd=ROOT, env=full_env, input=input,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def milvus_standalone(tmp_path_factory) -> Iterator[str]:
+    """The real Milvus 2.3.5 standalone server (scripts/milvus-server.sh: a private network namespace with only
+    loopback, bridged to 127.0.0.1); yields its http:// URI. Needs root for `ip netns`, as CI has."""
+    if os.geteuid() != 0:
+        pytest.skip("the real Milvus server runs in a network namespace, which needs root (CI runs as root)")
+    data = tmp_path_factory.mktemp("milvus-standalone")
+    script = ROOT / "scripts" / "milvus-server.sh"
+    started = subprocess.run(["bash", str(script), "start", str(data)], capture_output=True, text=True, timeout=300)
+    if started.returncode != 0:
+        raise RuntimeError(f"scripts/milvus-server.sh start failed:\n{started.stdout}\n{started.stderr}")
+    try:
+        yield (data / "uri").read_text().strip()
+    finally:
+        subprocess.run(["bash", str(script), "stop", str(data)], capture_output=True, timeout=120)

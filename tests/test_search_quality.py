@@ -54,7 +54,7 @@ def put_document(catalog: Catalog, store: PassageStore, source_id: int, file_nam
     doc = catalog.begin_document(source_id, file_name, digest, sum(len(t) for t in texts), 1, len(texts))
     doc_id = int(doc.id or 0)
     collection = store.source_collection(source_id)
-    store.ensure(collection, vectors.shape[1])
+    store.ensure(collection, vectors.shape[1], "all-MiniLM-L6-v2")
     stamp = now_ms()
     rows = [PassageRow(passage_id(doc_id, i), v, t, doc_id, file_name, 0, i, stamp, source_id=source_id)
             for i, (t, v) in enumerate(zip(texts, vectors))]
@@ -85,10 +85,15 @@ def ticket_text(rnd: random.Random, ticket: str) -> str:
     return f"Ticket {ticket}: {rnd.choice(SUBJECTS)} {rnd.choice(PROBLEMS)}. {rnd.choice(NOTES)}".strip()
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory, embedder) -> Iterator[Container]:  # type: ignore[no-untyped-def]
-    """One container for the module's read-only hybrid tests, so the 1,001 passages are embedded once."""
-    with Container(make_settings(tmp_path_factory.mktemp("quality-home")), embedder=embedder) as c:
+@pytest.fixture(scope="module", params=["lite", "server"])
+def shared(request, tmp_path_factory, embedder) -> Iterator[Container]:  # type: ignore[no-untyped-def]
+    """One container for the module's read-only hybrid tests, so the 1,001 passages are embedded once: on Milvus
+    Lite (exact search in process) and on the real Milvus 2.3.5 server (search inside Milvus)."""
+    overrides = {}
+    if request.param == "server":
+        overrides["MEMBOT_MILVUS_URI"] = request.getfixturevalue("milvus_standalone")
+    with Container(make_settings(tmp_path_factory.mktemp("quality-home"), **overrides), embedder=embedder) as c:
+        assert (c.passages.shared is not None) == (request.param == "server")
         yield c
 
 

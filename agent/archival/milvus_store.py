@@ -1,8 +1,9 @@
-"""Passages and their vectors in Milvus: one collection per source (and per agent's own archival memory).
+"""Passages and their vectors in Milvus: one logical collection per source (and per agent's own archival memory).
 
-A collection per source means loading, deleting or searching a source touches only its own rows, and a
-search reads only what the agent may see. A local path opens Milvus Lite (one process per path); an
-`http://host:port` URI opens a Milvus server.
+A local path opens Milvus Lite (one process per path), where each logical collection is a real one: loading,
+deleting or searching a source touches only its own rows. An `http://host:port` URI opens a Milvus server, where
+the logical collections are partition-key slices of one shared collection per embedding model
+(agent/archival/server_layout.py) and search runs inside the server.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.archival.server_layout import SharedCollections, detect_features
 from agent.errors import StoreUnavailable
 from agent.redact import mask_uri, scrub, uri_secret
 
@@ -95,9 +97,11 @@ class PassageStore:
         self._loaded: set[str] = set()
         self._lite_path = os.path.abspath(uri) if "://" not in uri else None
         self._closed = False
+        self.shared: SharedCollections | None = None  # the server layout; None on Milvus Lite
         if self._lite_path is None:
             try:
                 self._client = MilvusClient(uri=uri)
+                self.shared = SharedCollections(self._client, prefix, detect_features(self._client))
             except MilvusException as exc:
                 raise StoreUnavailable(_open_failure(uri, exc)) from exc
             return
@@ -118,6 +122,11 @@ class PassageStore:
                 raise StoreUnavailable(_open_failure(uri, exc)) from exc
             _LITE_USERS[self._lite_path] = _LITE_USERS.get(self._lite_path, 0) + 1
 
+    @property
+    def client(self) -> Any:
+        """The pymilvus client (for maintenance such as agent/archival/migrate.py)."""
+        return self._client
+
     # names -------------------------------------------------------------------------------------------
     def source_collection(self, source_id: int) -> str:
         return f"{self.prefix}_src_{source_id}"
@@ -126,9 +135,14 @@ class PassageStore:
         return f"{self.prefix}_agent_{agent_id}"
 
     # writes ------------------------------------------------------------------------------------------
-    def ensure(self, collection: str, dim: int) -> None:
+    def ensure(self, collection: str, dim: int, model: str = "") -> None:
+        """Make `collection` ready for writes of `model`'s `dim`-dimension vectors (on a server, the model picks
+        the shared collection)."""
         from pymilvus import DataType
 
+        if self.shared is not None:
+            self.shared.ensure(collection, dim, model)
+            return
         client = self._client
         if client.has_collection(collection):
             self._ensure_loaded(collection)
@@ -156,6 +170,10 @@ class PassageStore:
 
     def insert(self, collection: str, rows: Iterable[PassageRow]) -> int:
         data = [_row_dict(r) for r in rows]
+        if self.shared is not None:
+            # A server writes its log before it answers: no flush per load (each one would seal a tiny segment).
+            self.shared.insert(collection, data)
+            return len(data)
         for start in range(0, len(data), 1000):
             self._client.upsert(collection, data[start : start + 1000])
         # Unflushed rows are searched row by row and may be lost on a crash: flush every load.
@@ -163,6 +181,10 @@ class PassageStore:
         return len(data)
 
     def delete_documents(self, collection: str, document_ids: Sequence[int]) -> None:
+        if self.shared is not None:
+            if document_ids:
+                self.shared.delete(collection, document_ids)
+            return
         if not document_ids or not self._client.has_collection(collection):
             return
         self._ensure_loaded(collection)
@@ -171,12 +193,17 @@ class PassageStore:
         self._client.flush(collection)
 
     def drop(self, collection: str) -> None:
+        if self.shared is not None:
+            self.shared.delete(collection)
+            return
         if self._client.has_collection(collection):
             self._client.drop_collection(collection)
         self._loaded.discard(collection)
 
     # reads -------------------------------------------------------------------------------------------
     def exists(self, collection: str) -> bool:
+        if self.shared is not None:
+            return self.shared.count(collection) > 0
         return bool(self._client.has_collection(collection))
 
     def document_ids(self, collection: str) -> set[int]:
@@ -187,7 +214,9 @@ class PassageStore:
         """Every row of a collection, column-wise. Empty arrays for a missing collection."""
         fields = fields or OUTPUT_FIELDS
         rows: list[dict[str, Any]] = []
-        if self._client.has_collection(collection):
+        if self.shared is not None:
+            rows = self.shared.rows(collection, fields, FETCH_BATCH)
+        elif self._client.has_collection(collection):
             self._ensure_loaded(collection)
             iterator = self._client.query_iterator(
                 collection, batch_size=FETCH_BATCH, filter="", output_fields=fields, consistency_level=CONSISTENCY
@@ -200,6 +229,8 @@ class PassageStore:
         return _columns(rows)
 
     def count(self, collection: str) -> int:
+        if self.shared is not None:
+            return self.shared.count(collection)
         if not self._client.has_collection(collection):
             return 0
         self._ensure_loaded(collection)

@@ -7,6 +7,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Protocol
 
 import numpy as np
 
@@ -67,17 +68,47 @@ class SearchPage:
     mode: str = "hybrid"
     searched: int = 0  # passages looked at
     notes: list[str] = field(default_factory=list)
+    at_least: bool = False  # an ANN search stopped at its candidate limit: `total` is a lower bound
+
+    @property
+    def total_text(self) -> str:
+        return f"at least {self.total}" if self.at_least else str(self.total)
+
+    @property
+    def pages_text(self) -> str:
+        return f"at least {self.pages}" if self.at_least else str(self.pages)
 
     def as_dict(self) -> dict[str, object]:
         return {"query": self.query, "mode": self.mode, "total": self.total, "page": self.page,
                 "pages": self.pages, "per_page": self.per_page, "searched": self.searched,
-                "results": [h.as_dict() for h in self.hits]}
+                "total_is_lower_bound": self.at_least, "results": [h.as_dict() for h in self.hits]}
+
+
+class RemoteSearch(Protocol):
+    """Search that runs inside a Milvus server (agent/archival/server_search.py)."""
+
+    def search(self, targets: Sequence[SearchTarget], query: str, k: int, page: int, mode: str,
+               vector: np.ndarray | None) -> SearchPage: ...
+
+    def describe(self) -> str: ...
 
 
 class Searcher:
-    def __init__(self, cache: IndexCache, embedder: Callable[[], Embedder]) -> None:
+    """Exact search in process over the rows read from Milvus Lite, or, given `remote`, search inside a Milvus
+    server: the same targets, modes, pages and checks either way."""
+
+    def __init__(self, cache: IndexCache, embedder: Callable[[], Embedder], remote: RemoteSearch | None = None
+                 ) -> None:
         self.cache = cache
         self._embedder = embedder  # a factory: the model loads only when a search needs it
+        self.remote = remote
+
+    @property
+    def mode(self) -> str:
+        """Where and how searches run, for `membot sources show`."""
+        if self.remote is not None:
+            return self.remote.describe()
+        return "Milvus Lite: exact vector search + BM25, in this process"
 
     def search(self, targets: Sequence[SearchTarget], query: str, k: int = 5, page: int = 1,
                mode: str = "hybrid") -> SearchPage:
@@ -88,6 +119,8 @@ class Searcher:
         if not query.strip():
             raise UserError("The search query is empty.")
         targets = list({t.collection: t for t in targets}.values())  # a source named twice is searched once
+        if self.remote is not None:
+            return self._remote(self.remote, targets, query, k, page, mode)
         indexes = [self.cache.get(t.collection, (t.revision, t.generation), t.visible) for t in targets]
         indexes, targets = _non_empty(indexes, targets)
         searched = sum(ix.size for ix in indexes)
@@ -105,6 +138,15 @@ class Searcher:
         rows = _top(candidates, score, wanted)[(page - 1) * k : page * k]
         hits = _hits(indexes, targets, rows, score, similarity, keyword)
         return SearchPage(query, hits, total, page, pages, k, mode, searched)
+
+    def _remote(self, remote: RemoteSearch, targets: list[SearchTarget], query: str, k: int, page: int,
+                mode: str) -> SearchPage:
+        stored = [t for t in targets if t.model]  # an agent that never saved a memory has no vectors yet
+        vector = None
+        if mode != "keyword" and stored:
+            embedder = self._checked_embedder(stored)
+            vector = np.asarray(embedder.embed([query])[0], dtype=np.float32)
+        return remote.search(stored, query, k, page, mode, vector)
 
     def _checked_embedder(self, targets: Sequence[SearchTarget]) -> Embedder:
         """The query embedder, once every target is known to hold vectors of the same model."""

@@ -191,7 +191,7 @@ class Loader:
             doc_id = int(self.catalog.begin_document(source_id, file.name, digest, prepared.size, prepared.pages,
                                                      len(chunks)).id or 0)
             progress.file_started(file.name, len(chunks))
-            self.store.ensure(collection, self.embedder.dim)
+            self.store.ensure(collection, self.embedder.dim, self.embedder.model)
             self._embed_and_store(collection, source_id, doc_id, file.name, chunks, progress)
             retired = self.catalog.commit_document(doc_id, source_id)
         except BaseException:

@@ -55,7 +55,7 @@ class ArchivalMemory:
         stamp = now_ms()
         rows = [PassageRow(passage_id(doc, c.index), v, c.text, doc, "", 0, c.index, stamp,
                            agent_id=int(self.agent.id or 0)) for c, v in zip(chunks, vectors)]
-        self.store.ensure(self.collection, embedder.dim)
+        self.store.ensure(self.collection, embedder.dim, embedder.model)
         self.store.insert(self.collection, rows)
         self.written.append(doc)
         self.session.add(self.agent)
@@ -106,10 +106,10 @@ def format_page(result: SearchPage) -> str:
     if result.total == 0:
         return f"No archival results for {result.query!r}."
     if not result.hits:
-        return f"Page {result.page} is past the end: {result.total} results in {result.pages} page(s)."
+        return f"Page {result.page} is past the end: {result.total_text} results in {result.pages_text} page(s)."
     first = (result.page - 1) * result.per_page
-    lines = [f"Showing {first + 1}-{first + len(result.hits)} of {result.total} results "
-             f"(page {result.page}/{result.pages}):"]
+    lines = [f"Showing {first + 1}-{first + len(result.hits)} of {result.total_text} results "
+             f"(page {result.page}/{result.pages_text}):"]
     for n, hit in enumerate(result.hits, start=first + 1):
         where = hit.label
         if hit.file_name:
