@@ -45,14 +45,18 @@ def stamp(message: Message) -> str:
     return as_utc(message.created_at).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def render(message: Message) -> dict[str, Any]:
-    """One stored message in the OpenAI chat format; non-assistant inputs are JSON, like the original."""
+def render(message: Message, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One stored message in the OpenAI chat format; non-assistant inputs are JSON, like the original, with
+    `extra` fields added to an input's JSON. What every server accepts: an assistant's `content` is a string,
+    or left out when it has tool calls (never null), and `arguments` is always a string."""
     if message.role == "assistant":
-        out: dict[str, Any] = {"role": "assistant", "content": message.content or None}
+        out: dict[str, Any] = {"role": "assistant"}
         calls = json.loads(message.tool_calls) if message.tool_calls else []
+        if message.content or not calls:
+            out["content"] = message.content or ""
         if calls:
-            out["tool_calls"] = [{"id": c["id"], "type": "function",
-                                  "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]
+            out["tool_calls"] = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": (
+                c["arguments"] if isinstance(c["arguments"], str) else json.dumps(c["arguments"]))}} for c in calls]
         return out
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
@@ -66,6 +70,7 @@ def render(message: Message) -> dict[str, Any]:
     else:
         body["message"] = message.content
     body["time"] = stamp(message)
+    body.update(extra or {})
     return {"role": "user", "content": json.dumps(body, ensure_ascii=False)}
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# The system prompt holds only what changes rarely (instructions, core memory, the summary, attached sources), so
+# a server's prompt cache reuses it from step to step; the clock and the counts travel in the turn's first input
+# (FACTS), and each input carries its own time.
 SYSTEM = """You are {name}, an agent with persistent memory, talking with people in a chat channel. \
 Speak as the persona in your core memory.
 - Your plain output is private inner thought (under 50 words). People only see what you pass to send_message.
@@ -13,12 +16,12 @@ core_memory_append and core_memory_replace. "human" means the person speaking no
 - Archival memory holds your saved notes and the attached documents: archival_memory_insert, \
 archival_memory_search. Cite source, file and page for what you use.
 - Inputs other than people's messages arrive as JSON: heartbeat, system_alert, timed_event.
-Now: {now}.
 <memory>
 {blocks}
 </memory>
-{summary}Recall memory: {messages} messages ({hidden} out of view). Archival memory: {archival} saved passages. \
-Attached sources: {sources}."""
+{summary}Attached sources: {sources}."""
+
+FACTS = "Recall memory: {messages} messages ({hidden} out of view). Archival memory: {archival} saved passages."
 
 SUMMARY_HEADER = "<summary of the conversation out of view>\n{summary}\n</summary>\n"
 

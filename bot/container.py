@@ -100,19 +100,24 @@ class Container(AbstractContextManager["Container"]):
             s = self.settings
             if not s.llm_configured:
                 raise ConfigError(LLM_HELP)
-            self._model = OpenAIChat(s.llm_model, s.openai_api_key, s.openai_base_url, s.llm_timeout, s.llm_retries)
+            self._model = OpenAIChat(s.llm_model, s.openai_api_key, s.openai_base_url, s.llm_timeout, s.llm_retries,
+                                     max_tokens=s.reply_tokens, stream=s.llm_stream == "on")
         return self._model
 
     @cached_property
     def runner(self) -> TurnRunner:
         from agent.context import Budget
         from agent.loop import Limits
+        from agent.overflow import check_fits
         from agent.tools.base import BASE_TOOLS
         from agent.tools.schedule import SCHEDULE_TOOLS
 
         s = self.settings
-        return TurnRunner(self.model, BASE_TOOLS + SCHEDULE_TOOLS,
-                          Limits(Budget(s.context_window), max_steps=s.max_steps), schedules=self.schedules)
+        budget = Budget(s.context_window, reply_reserve=s.reply_tokens)
+        runner = TurnRunner(self.model, BASE_TOOLS + SCHEDULE_TOOLS,
+                            Limits(budget, max_steps=s.max_steps, reply_mode=s.reply_mode), schedules=self.schedules)
+        check_fits(budget, runner.fixed_estimate())  # at start, not at the first message
+        return runner
 
     @cached_property
     def agents(self) -> AgentService:

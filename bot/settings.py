@@ -42,6 +42,9 @@ class Settings:
     max_steps: int = 8
     llm_timeout: float = 120.0
     llm_retries: int = 4
+    max_tokens: int = 0  # the longest answer asked of the model; 0: min(512, context_window // 8)
+    reply_mode: str = "auto"  # auto | strict (only send_message reaches people); see agent/reply_policy.py
+    llm_stream: str = "off"  # on: ask for SSE streams, so a reply can be shown while it grows
     chunk_tokens: int = 300
     chunk_overlap: int = 20
     max_file_mb: float = 50.0
@@ -69,6 +72,11 @@ class Settings:
     @property
     def llm_configured(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def reply_tokens(self) -> int:
+        """max_tokens as sent: a fixed share of small windows, so the prompt keeps room on a 2,048 window."""
+        return self.max_tokens or min(512, self.context_window // 8)
 
     @property
     def milvus_is_local(self) -> bool:
@@ -100,6 +108,9 @@ ENV_NAMES: dict[str, str] = {
     "max_steps": "MEMBOT_MAX_STEPS",
     "llm_timeout": "MEMBOT_LLM_TIMEOUT",
     "llm_retries": "MEMBOT_LLM_RETRIES",
+    "max_tokens": "MEMBOT_MAX_TOKENS",
+    "reply_mode": "MEMBOT_REPLY_MODE",
+    "llm_stream": "MEMBOT_LLM_STREAM",
     "chunk_tokens": "MEMBOT_CHUNK_TOKENS",
     "chunk_overlap": "MEMBOT_CHUNK_OVERLAP",
     "max_file_mb": "MEMBOT_MAX_FILE_MB",
@@ -176,14 +187,30 @@ def _validated(raw: dict[str, Any]) -> Settings:
         raise ConfigError("MEMBOT_CHUNK_OVERLAP must be smaller than MEMBOT_CHUNK_TOKENS.")
     if settings.max_file_mb <= 0 or settings.embedding_batch_size <= 0:
         raise ConfigError("MEMBOT_MAX_FILE_MB and MEMBOT_EMBEDDING_BATCH_SIZE must be positive.")
-    if settings.context_window < 1024:
-        raise ConfigError(f"MEMBOT_CONTEXT_WINDOW must be at least 1024 tokens, got {settings.context_window}.")
+    _check_model_settings(settings)
     if settings.max_steps < 1 or settings.llm_timeout <= 0 or settings.llm_retries < 0:
         raise ConfigError("MEMBOT_MAX_STEPS and MEMBOT_LLM_TIMEOUT must be positive, MEMBOT_LLM_RETRIES >= 0.")
     _check_schedule_settings(settings)
     if settings.discord_guild_id is not None and not settings.discord_guild_id.strip().isdigit():
         raise ConfigError(f"DISCORD_GUILD_ID must be a server id (digits), got {settings.discord_guild_id!r}.")
     return settings
+
+
+def _check_model_settings(settings: Settings) -> None:
+    from agent.overflow import MIN_WINDOW
+    from agent.reply_policy import REPLY_MODES
+
+    if settings.context_window < MIN_WINDOW:
+        raise ConfigError(f"MEMBOT_CONTEXT_WINDOW must be at least {MIN_WINDOW} tokens, got "
+                          f"{settings.context_window}: membot's instructions and tool schemas alone take about "
+                          "1,300. Serve the model with a larger context (docs/models.md).")
+    if settings.max_tokens < 0 or settings.max_tokens > settings.context_window // 2:
+        raise ConfigError(f"MEMBOT_MAX_TOKENS must be between 1 and half of MEMBOT_CONTEXT_WINDOW "
+                          f"({settings.context_window // 2}), or 0 for automatic; got {settings.max_tokens}.")
+    if settings.reply_mode not in REPLY_MODES:
+        raise ConfigError(f"MEMBOT_REPLY_MODE must be one of {', '.join(REPLY_MODES)}, got {settings.reply_mode!r}.")
+    if settings.llm_stream not in ("on", "off"):
+        raise ConfigError(f"MEMBOT_LLM_STREAM must be on or off, got {settings.llm_stream!r}.")
 
 
 def _check_schedule_settings(settings: Settings) -> None:
