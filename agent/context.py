@@ -14,6 +14,7 @@ from typing import Any
 from agent.db.models import Agent, Message, as_utc
 from agent.llm import ChatModel, LLMUnavailable
 from agent.prompts import SUMMARIZE
+from agent.summary_check import digest, rejection
 
 log = logging.getLogger(__name__)
 # Words of up to 6 letters, numbers of up to 3 digits and pairs of punctuation are about one BPE token each;
@@ -147,12 +148,25 @@ def summarize(model: ChatModel, agent: Agent, evicted: Sequence[Message], budget
     try:
         text = model.complete(prompt).content.strip()
     except LLMUnavailable as exc:
-        log.warning("summary failed, keeping a plain note instead: %s", exc)
+        log.warning("summary failed, keeping a digest instead: %s", exc)
         text = ""
-    if not text:
-        note = f"({len(evicted)} earlier messages left the context; conversation_search finds them.)"
-        text = f"{agent.summary}\n{note}".strip()
+    why = rejection(text, SUMMARIZE, prompt[1]["content"])
+    if why is not None:
+        if text:
+            log.warning("the model's summary was %s; keeping a digest instead", why)
+        text = digest(agent.summary, _said(evicted), len(evicted), budget.summary_chars)
     return _clip(text, budget.summary_chars)
+
+
+def _said(messages: Sequence[Message]) -> list[str]:
+    from agent.memory.recall import visible_text
+
+    lines = []
+    for m in messages:
+        text = visible_text(m)
+        if text:
+            lines.append(f"{m.author or ('you' if m.role == 'assistant' else 'user')}: {text}")
+    return lines
 
 
 def _clip(text: str, limit: int) -> str:
