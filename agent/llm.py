@@ -85,26 +85,31 @@ class OpenAIChat:
         names = {t["function"]["name"] for t in tools or []}
         for attempt in range(self.max_retries + 1):
             try:
-                return self._once(kwargs, names, on_draft)
+                return self._once(kwargs, names, on_draft, self.stream)
             except _Retry as retry:
                 if attempt == self.max_retries:
                     raise LLMUnavailable(f"{retry.text} (after {attempt + 1} tries).") from retry.__cause__
                 self._sleep(retry.wait if retry.wait is not None else min(8.0, 0.5 * 2 ** attempt))
         raise AssertionError("unreachable")
 
-    def raw(self, **kwargs: Any) -> Completion:
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    def raw(self, on_draft: DraftSink | None = None, stream: bool = False, **kwargs: Any) -> Completion:
         """One request with exactly these parameters and no retries (for `membot doctor`)."""
         names = {t["function"]["name"] for t in kwargs.get("tools") or []}
         try:
-            return self._once({"model": self.model, **kwargs}, names, None)
+            return self._once({"model": self.model, **kwargs}, names, on_draft, stream)
         except _Retry as retry:
             raise LLMUnavailable(retry.text + ".") from retry.__cause__
 
-    def _once(self, kwargs: dict[str, Any], names: set[str], on_draft: DraftSink | None) -> Completion:
+    def _once(self, kwargs: dict[str, Any], names: set[str], on_draft: DraftSink | None,
+              stream: bool) -> Completion:
         import openai
 
         try:
-            if self.stream or kwargs.get("stream"):
+            if stream:
                 return self._streamed(kwargs, names, on_draft)
             raw = self._client.chat.completions.with_raw_response.create(**kwargs)
             return _read_body(raw.http_response.text, names, on_draft)

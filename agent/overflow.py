@@ -17,7 +17,7 @@ def overflow_notice(exc: ContextOverflow, setting: int, fixed: int) -> str:
     found = exc.diagnosis
     said = f" ({found.server}: {found.text})" if found else ""
     real = found.window if found else None
-    if real is not None and fixed >= real:
+    if real is not None and (fixed >= real or real < MIN_WINDOW):
         return (f"The model's context window is only {real} tokens and membot's fixed prompt alone takes about "
                 f"{fixed}{said}: {SERVE_BIGGER}, at least {MIN_WINDOW} tokens.")
     if real is not None and real < setting:

@@ -33,6 +33,7 @@ MODES: dict[str, str] = {
     "llama-server-no-jinja": "llama-server started without --jinja: HTTP 500 'tools param requires --jinja flag'",
     "vllm-no-tool-parser": "vLLM without --enable-auto-tool-choice: HTTP 400",
     "validation-error": "a pydantic validation error for a field the server does not accept: HTTP 422",
+    "ollama-truncates": "over `window`: no error, the prompt is cut silently (usage shows the window)",
     "overflow-openai": "over `window`: OpenAI's context_length_exceeded",
     "overflow-vllm": "over `window`: vLLM V1's 'decoder prompt ... longer than the maximum model length'",
     "overflow-llama-server": "over `window`: llama-server's exceed_context_size_error as HTTP 500 (older builds)",
@@ -135,15 +136,17 @@ def _cut(answer: Reply, keep: int = 60) -> Reply:
     return Reply(content=content, tool_calls=calls, finish_reason="length")
 
 
-def message_json(mode: str, message: JSON) -> JSON:
-    """The assistant message on the wire, for modes that change its JSON types."""
+def wire_json(mode: str, window: int | None, completion: JSON) -> JSON:
+    """The completion on the wire, for modes that change its JSON types or its usage."""
     if mode in ("arguments-object", "stream-quirks"):
-        for call in message.get("tool_calls") or []:
+        for call in completion["choices"][0]["message"].get("tool_calls") or []:
             try:
                 call["function"]["arguments"] = json.loads(call["function"]["arguments"])
             except ValueError:
                 pass
-    return message
+    if mode == "ollama-truncates" and window is not None:  # no error: Ollama silently keeps the prompt's end
+        completion["usage"]["prompt_tokens"] = min(completion["usage"]["prompt_tokens"], window)
+    return completion
 
 
 def quirky_stream(completion: JSON) -> list[bytes]:

@@ -369,8 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         assert isinstance(answer, Reply)
         completion = fake._completion_json(body, modes.reshape(fake.mode, answer))
-        wire = json.loads(json.dumps(completion))
-        modes.message_json(fake.mode, wire["choices"][0]["message"])
+        wire = modes.wire_json(fake.mode, fake.window, json.loads(json.dumps(completion)))
         if fake.mode == "stream-quirks" and body.get("stream"):
             self._send_events(modes.quirky_stream(wire))
         elif body.get("stream") or fake.mode == "sse-unasked":
