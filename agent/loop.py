@@ -122,7 +122,8 @@ class _Turn:
         self.on_event = on_event
         self.result = TurnResult()
         self.policy = ReplyPolicy(runner.limits.reply_mode)
-        self._facts: str | None = None  # the turn's counts, fixed at its first step so the prefix stays stable
+        self._facts: dict[str, str] | None = None  # in the turn's first input, fixed at its first step
+        self._system_text: str | None = None  # likewise the system prompt, until a summary changes it
         self.fixed = 0  # tokens of system prompt and tool schemas in the latest request
         self.first_id: int | None = None  # the message that started this turn
         self._sizes: dict[int, int] = {}
@@ -259,20 +260,33 @@ class _Turn:
 
     # context -------------------------------------------------------------------------------------------
     def _system(self) -> str:
-        """Instructions, core memory, summary and sources: nothing here changes from step to step."""
+        """Instructions, core memory, summary and sources, rendered once a turn so that every step extends the
+        previous request (a server's prompt cache then covers it). A core memory edit shows from the next turn
+        on; within the turn the model has its own call and the tool's answer."""
+        if self._system_text is None:
+            self._system_text = self._render_system()
+        return self._system_text
+
+    def _render_system(self) -> str:
         agent = self.agent
         sources = [s.name for s in attached_sources(self.session, int(agent.id or 0))]
         summary = prompts.SUMMARY_HEADER.format(summary=agent.summary) if agent.summary else ""
-        return prompts.SYSTEM.format(name=agent.name, blocks=self.core.render(self.incoming.speaker),
+        return prompts.SYSTEM.format(name=agent.name, blocks=self.core.render(None),
                                      summary=summary, sources=", ".join(sources) or "none")
 
-    def _turn_facts(self) -> str:
-        """The counts, once per turn: they travel inside the turn's first input, not the system prompt."""
+    def _turn_facts(self) -> dict[str, str]:
+        """What changes from turn to turn rides inside the turn's first input, not the system prompt: the
+        speaking person's block (channels alternate speakers) and the counts."""
         if self._facts is None:
             total = recall.count(self.session, int(self.agent.id or 0))
-            self._facts = prompts.FACTS.format(messages=total, hidden=max(0, total - len(self.window)),
-                                               archival=self._archival_count())
+            counts = prompts.FACTS.format(messages=total, hidden=max(0, total - len(self.window)),
+                                          archival=self._archival_count())
+            person = self.core.render_person(self.incoming.speaker)
+            self._facts = {"human": person, "context": counts} if person else {"context": counts}
         return self._facts
+
+    def _facts_tokens(self) -> int:
+        return sum(count_tokens(v) for v in self._turn_facts().values())
 
     def _archival_count(self) -> int:
         """Counted once per turn and again after an insert: it is a round trip to Milvus."""
@@ -286,7 +300,7 @@ class _Turn:
         return self._archived[1]
 
     def _fixed_tokens(self, system: str) -> int:
-        return count_tokens(system) + self.r.schema_tokens + count_tokens(self._turn_facts())
+        return count_tokens(system) + self.r.schema_tokens + self._facts_tokens()
 
     def _history_tokens(self) -> int:
         return sum(self._size(m) for m in self.window)
@@ -303,9 +317,10 @@ class _Turn:
         if self._fixed_tokens(system) + self._history_tokens() > self.r.limits.budget.limit:
             self._summarize(system)
             system = self._system()
-        memory = count_tokens(self.core.render(self.incoming.speaker))
+        memory = count_tokens(self.core.render(None)) + count_tokens(self._turn_facts().get("human", ""))
         self.fixed = self._fixed_tokens(system)
-        self.result.prompt_parts.append({"system": count_tokens(system) - memory, "memory": memory,
+        self.result.prompt_parts.append({"system": count_tokens(system) + self._facts_tokens() - memory,
+                                         "memory": memory,
                                          "tools": self.r.schema_tokens, "history": self._history_tokens()})
         return prompt_messages(system, self.window, self._turn_facts(), self.first_id)
 
@@ -328,6 +343,7 @@ class _Turn:
             return False
         evicted, self.window = self.window[:cut], self.window[cut:]
         self.agent.summary = summarize(self.r.model, self.agent, evicted, budget)
+        self._system_text = None
         self.agent.context_from = int(self.window[0].id or 0)
         self.agent.pressure_alerted = False
         self.session.add(self.agent)
