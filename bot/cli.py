@@ -185,7 +185,7 @@ def run(agent_name: str | None, persona: str | None, human: str | None, first: b
 
     interactive = sys.stdin.isatty()
     with container() as c:
-        c.model  # noqa: B018  (fails here, before any prompt, when no model is configured)
+        c.runner  # noqa: B018  (fails here, before any prompt: no model configured, or too small a window)
         service = c.agents
         name = agent_name or _choose_agent(service, scope, interactive)
         is_new = service.find(scope, name) is None

@@ -24,7 +24,7 @@ NO_INTENT = ("Discord refused the Message Content intent: enable it under Develo
 def build_bot(container: Container, sync: bool = False, **options: Any) -> MembotBot:
     """The bot on the container's services; `options` go to discord.py (tests shorten its start-up waits)."""
     s = container.settings
-    _ = container.model  # fails here, before connecting, when no chat model is configured
+    _ = container.runner  # fails here, before connecting, without a chat model or with too small a window
     core = ChatCore(container.agents, container.loader, container.catalog, schedules=container.schedules)
     guild = int(s.discord_guild_id) if s.discord_guild_id else None
     return MembotBot(core, int(s.max_file_mb * 1_000_000), sync_guild=guild, sync_global=sync and guild is None,

@@ -164,7 +164,7 @@ def serve_slack(container: Container, mode: str | None = None, port: int | None 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     config = slack_config(container.settings, mode, port, path)
-    _ = container.model  # fails here, before connecting, when no chat model is configured
+    _ = container.runner  # fails here, before connecting, without a chat model or with too small a window
     running = start_slack(container, config)
     container.start_scheduler()  # timed events of this workspace's agents post through the delivery above
     stop = threading.Event()

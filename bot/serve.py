@@ -45,7 +45,7 @@ def serve_all(sync: bool) -> None:
         config = slack_config(c.settings)  # a missing Slack token fails before anything is opened
         if not c.settings.discord_token:
             raise ConfigError(NO_TOKEN)
-        _ = c.model
+        _ = c.runner  # no chat model, or too small a window, fails before connecting
         running = start_slack(c, config)
         try:
             asyncio.run(run_discord(c, sync))  # starts the scheduler with both deliveries registered

@@ -201,3 +201,31 @@ def test_a_summary_that_echoes_its_instructions_is_replaced(home: Path, embedder
         summary = c.agents.memory(int(c.agents.open("local", "byo").id or 0)).summary
     assert any(not r.get("tools") for r in fake.chat_requests), "the window should have been summarized"
     assert "You are the memory" not in summary and "harbour crane" in summary and "Digest:" in summary
+
+
+# settings --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("env", "message"), [
+    ({"MEMBOT_CONTEXT_WINDOW": "1024"}, "MEMBOT_CONTEXT_WINDOW must be at least 2048 tokens, got 1024"),
+    ({"MEMBOT_MAX_TOKENS": "5000"}, "MEMBOT_MAX_TOKENS must be between 1 and half of MEMBOT_CONTEXT_WINDOW (4096)"),
+    ({"MEMBOT_REPLY_MODE": "loose"}, "MEMBOT_REPLY_MODE must be one of auto, strict, got 'loose'"),
+    ({"MEMBOT_LLM_STREAM": "yes"}, "MEMBOT_LLM_STREAM must be on or off, got 'yes'"),
+])
+def test_model_settings_are_checked(home: Path, env: dict[str, str], message: str) -> None:
+    from agent.errors import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        make_settings(home, **env)
+    assert message in str(raised.value)
+
+
+def test_a_window_too_small_for_the_fixed_prompt_fails_at_start(home: Path, fake: FakeOpenAI) -> None:
+    from agent.errors import ConfigError
+
+    settings = make_settings(home, OPENAI_BASE_URL=fake.base_url, MEMBOT_CONTEXT_WINDOW=2048, MEMBOT_MAX_TOKENS=1000)
+    with Container(settings) as c, pytest.raises(ConfigError) as raised:
+        _ = c.runner
+    assert "MEMBOT_CONTEXT_WINDOW=2048 is too small" in str(raised.value) and "MEMBOT_MAX_TOKENS" in str(raised.value)
+    assert fake.chat_requests == []  # found before any message
+    small = make_settings(home, OPENAI_BASE_URL=fake.base_url, MEMBOT_CONTEXT_WINDOW=2048)
+    with Container(small) as c:
+        assert c.runner.limits.budget.reply_reserve == 256 == small.reply_tokens
