@@ -62,6 +62,8 @@ class Console:
         return Speaker(f"console:{user}", user)
 
     def show(self, event: TurnEvent) -> None:
+        if event.kind == "draft":  # a streamed reply still growing; the terminal prints it once it is sent
+            return
         text = f"{ICONS.get(event.kind, '')} {event.text}"
         self.out(click.style(text, **STYLES.get(event.kind, {})) if self.interactive else text)
 

@@ -14,6 +14,7 @@ from typing import Any
 from agent.db.models import Agent, Message, as_utc
 from agent.llm import ChatModel, LLMUnavailable
 from agent.prompts import SUMMARIZE
+from agent.summary_check import digest, rejection
 
 log = logging.getLogger(__name__)
 # Words of up to 6 letters, numbers of up to 3 digits and pairs of punctuation are about one BPE token each;
@@ -45,14 +46,18 @@ def stamp(message: Message) -> str:
     return as_utc(message.created_at).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def render(message: Message) -> dict[str, Any]:
-    """One stored message in the OpenAI chat format; non-assistant inputs are JSON, like the original."""
+def render(message: Message, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One stored message in the OpenAI chat format; non-assistant inputs are JSON, like the original, with
+    `extra` fields added to an input's JSON. What every server accepts: an assistant's `content` is a string,
+    or left out when it has tool calls (never null), and `arguments` is always a string."""
     if message.role == "assistant":
-        out: dict[str, Any] = {"role": "assistant", "content": message.content or None}
+        out: dict[str, Any] = {"role": "assistant"}
         calls = json.loads(message.tool_calls) if message.tool_calls else []
+        if message.content or not calls:
+            out["content"] = message.content or ""
         if calls:
-            out["tool_calls"] = [{"id": c["id"], "type": "function",
-                                  "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]
+            out["tool_calls"] = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": (
+                c["arguments"] if isinstance(c["arguments"], str) else json.dumps(c["arguments"]))}} for c in calls]
         return out
     if message.role == "tool":
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
@@ -66,6 +71,7 @@ def render(message: Message) -> dict[str, Any]:
     else:
         body["message"] = message.content
     body["time"] = stamp(message)
+    body.update(extra or {})
     return {"role": "user", "content": json.dumps(body, ensure_ascii=False)}
 
 
@@ -142,12 +148,25 @@ def summarize(model: ChatModel, agent: Agent, evicted: Sequence[Message], budget
     try:
         text = model.complete(prompt).content.strip()
     except LLMUnavailable as exc:
-        log.warning("summary failed, keeping a plain note instead: %s", exc)
+        log.warning("summary failed, keeping a digest instead: %s", exc)
         text = ""
-    if not text:
-        note = f"({len(evicted)} earlier messages left the context; conversation_search finds them.)"
-        text = f"{agent.summary}\n{note}".strip()
+    why = rejection(text, SUMMARIZE, prompt[1]["content"])
+    if why is not None:
+        if text:
+            log.warning("the model's summary was %s; keeping a digest instead", why)
+        text = digest(agent.summary, _said(evicted), len(evicted), budget.summary_chars)
     return _clip(text, budget.summary_chars)
+
+
+def _said(messages: Sequence[Message]) -> list[str]:
+    from agent.memory.recall import visible_text
+
+    lines = []
+    for m in messages:
+        text = visible_text(m)
+        if text:
+            lines.append(f"{m.author or ('you' if m.role == 'assistant' else 'user')}: {text}")
+    return lines
 
 
 def _clip(text: str, limit: int) -> str:

@@ -1,17 +1,26 @@
-"""The chat model behind a small interface, over any OpenAI-compatible endpoint via the `openai` package."""
+"""The chat model behind a small interface, over any OpenAI-compatible endpoint via the `openai` package.
+
+The answer is read from the raw HTTP body, not the client's typed model, so that what real servers send
+(a stream nobody asked for, `arguments` as an object, tool calls in the content) is understood rather than
+crashing the turn. Errors are judged with the table in agent/llm_errors.py before any retry.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from agent.answers import arguments_text, calls_in_content, tool_name
 from agent.errors import UserError
-from agent.redact import scrub
+from agent.llm_errors import OVERFLOW, PERMANENT, Diagnosis, diagnose, error_text, shorten
+from agent.sse import DraftSink, StreamError, assemble
 
 log = logging.getLogger(__name__)
-_OVERFLOW = re.compile(r"context (length|size|window)|too many tokens|prompt is too long", re.I)
+DEFAULT_MAX_TOKENS = 512
 
 
 class LLMUnavailable(UserError):
@@ -21,12 +30,20 @@ class LLMUnavailable(UserError):
 class ContextOverflow(LLMUnavailable):
     """The endpoint refused the prompt as longer than the model's context window."""
 
+    def __init__(self, text: str, diagnosis: Diagnosis | None = None) -> None:
+        super().__init__(text)
+        self.diagnosis = diagnosis
+
+
+class ModelMisconfigured(LLMUnavailable):
+    """Retrying cannot help: the model or server setup must change (the text names the fix)."""
+
 
 @dataclass(frozen=True)
 class ToolCall:
     id: str
     name: str
-    arguments: str  # the raw JSON text exactly as the model wrote it
+    arguments: str  # JSON text; an object the server sent is serialized, malformed text is kept as written
 
 
 @dataclass(frozen=True)
@@ -34,64 +51,148 @@ class Completion:
     content: str
     tool_calls: list[ToolCall] = field(default_factory=list)
     prompt_tokens: int = 0
+    finish_reason: str = "stop"
+    calls_from_content: bool = False  # the tool calls were written into the content, not sent as tool_calls
 
 
 class ChatModel(Protocol):
-    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Completion:
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                 on_draft: DraftSink | None = None) -> Completion:
         ...
 
 
 class OpenAIChat:
-    """Retries (with backoff, honouring Retry-After) on rate limits, 5xx, time-outs and dropped connections."""
+    """Retries (with backoff, honouring Retry-After) on rate limits, 5xx, time-outs and dropped connections,
+    but never an error the table knows as permanent or as a context overflow."""
 
     def __init__(self, model: str, api_key: str | None, base_url: str | None, timeout: float = 120.0,
-                 max_retries: int = 4) -> None:
+                 max_retries: int = 4, max_tokens: int = DEFAULT_MAX_TOKENS, stream: bool = False,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         from openai import OpenAI
 
         self.model = model
-        self._client = OpenAI(api_key=api_key or "not-needed", base_url=base_url, timeout=timeout,
-                              max_retries=max_retries)
+        self.max_retries = max_retries
+        self.max_tokens = max_tokens
+        self.stream = stream
+        self._sleep = sleep
+        self._client = OpenAI(api_key=api_key or "not-needed", base_url=base_url, timeout=timeout, max_retries=0)
 
-    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Completion:
-        import openai
-
-        kwargs: dict[str, Any] = {"model": self.model, "messages": messages}
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                 on_draft: DraftSink | None = None) -> Completion:
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens}
         if tools:
             kwargs.update(tools=tools, tool_choice="auto")
+        names = {t["function"]["name"] for t in tools or []}
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self._once(kwargs, names, on_draft, self.stream)
+            except _Retry as retry:
+                if attempt == self.max_retries:
+                    raise LLMUnavailable(f"{retry.text} (after {attempt + 1} tries).") from retry.__cause__
+                self._sleep(retry.wait if retry.wait is not None else min(8.0, 0.5 * 2 ** attempt))
+        raise AssertionError("unreachable")
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    def raw(self, on_draft: DraftSink | None = None, stream: bool = False, **kwargs: Any) -> Completion:
+        """One request with exactly these parameters and no retries (for `membot doctor`)."""
+        names = {t["function"]["name"] for t in kwargs.get("tools") or []}
         try:
-            response = self._client.chat.completions.create(**kwargs)
+            return self._once({"model": self.model, **kwargs}, names, on_draft, stream)
+        except _Retry as retry:
+            raise LLMUnavailable(retry.text + ".") from retry.__cause__
+
+    def _once(self, kwargs: dict[str, Any], names: set[str], on_draft: DraftSink | None,
+              stream: bool) -> Completion:
+        import openai
+
+        try:
+            if stream:
+                return self._streamed(kwargs, names, on_draft)
+            raw = self._client.chat.completions.with_raw_response.create(**kwargs)
+            return _read_body(raw.http_response.text, names, on_draft)
         except openai.APITimeoutError as exc:
-            raise LLMUnavailable("The model did not answer in time (after several tries).") from exc
+            raise _Retry("The model did not answer in time") from exc
         except openai.APIConnectionError as exc:
-            raise LLMUnavailable("The model endpoint could not be reached (after several tries).") from exc
-        except openai.RateLimitError as exc:
-            raise LLMUnavailable("The model is rate limited right now (after several tries).") from exc
+            raise _Retry("The model endpoint could not be reached") from exc
         except openai.APIStatusError as exc:
-            if exc.status_code == 400 and _overflow(exc):
-                raise ContextOverflow(f"The prompt is longer than the model's context window: {_short(exc)} "
-                                      "Set MEMBOT_CONTEXT_WINDOW to the model's real window.") from exc
-            raise LLMUnavailable(f"The model endpoint answered HTTP {exc.status_code}: {_short(exc)}") from exc
-        except openai.APIError as exc:  # e.g. a response that does not parse
-            raise LLMUnavailable(f"The model endpoint gave an unusable answer: {_short(exc)}") from exc
-        if not response.choices:
-            raise LLMUnavailable("The model returned no answer.")
-        message = response.choices[0].message
-        calls = [ToolCall(c.id, c.function.name, c.function.arguments or "{}")
-                 for c in (message.tool_calls or []) if getattr(c, "function", None) is not None]
-        usage = response.usage.prompt_tokens if response.usage else 0
-        return Completion(message.content or "", calls, usage)
+            raise _judged(exc.status_code, error_text(exc.body, exc.message), exc.body, exc.response) from exc
+        except StreamError as exc:
+            raise _judged(None, error_text(exc.body, str(exc)), exc.body, None) from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a body that does not parse
+            raise LLMUnavailable(f"The model endpoint gave an unusable answer: {shorten(str(exc))}") from exc
+
+    def _streamed(self, kwargs: dict[str, Any], names: set[str], on_draft: DraftSink | None) -> Completion:
+        params = {**kwargs, "stream": True, "stream_options": {"include_usage": True}}
+        with self._client.chat.completions.with_streaming_response.create(**params) as response:
+            got = assemble(response.iter_lines(), on_draft)
+        usage = got.usage or {}
+        return _completion(got.as_message(), got.finish_reason, int(usage.get("prompt_tokens") or 0), names)
 
 
-def _overflow(exc: Exception) -> bool:
-    """OpenAI says code context_length_exceeded; vLLM "maximum context length"; llama.cpp "context size"."""
-    code = getattr(exc, "code", None)
-    return code == "context_length_exceeded" or bool(_OVERFLOW.search(str(getattr(exc, "message", exc))))
+class _Retry(Exception):
+    def __init__(self, text: str, wait: float | None = None) -> None:
+        super().__init__(text)
+        self.text = text
+        self.wait = wait
 
 
-def _short(exc: Exception) -> str:
-    """The endpoint's own error message (not the client's "Error code: 503 - {...}"), short, as a sentence."""
-    body = getattr(exc, "body", None)
-    text = body.get("message") if isinstance(body, dict) else None
-    text = scrub(" ".join(str(text or getattr(exc, "message", exc)).split()))  # endpoints echo the key back
-    text = text if len(text) < 300 else text[:300] + "..."
-    return text if text.endswith((".", "!", "?")) else text + "."
+def _judged(status: int | None, text: str, body: Any, response: Any) -> Exception:
+    """The exception for an error answer: overflow, misconfiguration (with its fix) or one worth a retry."""
+    found = diagnose(status, text, body)
+    where = f"HTTP {status}" if status else "an error in its stream"
+    if found.kind == OVERFLOW:
+        return ContextOverflow(f"The prompt is longer than the model's context window ({found.server}: "
+                               f"{found.text})", found)
+    headers = getattr(response, "headers", None) or {}
+    if found.kind == PERMANENT:
+        fix = f" Fix: {found.fix}" if found.fix else ""
+        return ModelMisconfigured(f"The model endpoint answered {where}: {found.text}{fix}")
+    if headers.get("x-should-retry") == "false":  # the server asks not to retry; the failure itself may pass
+        return LLMUnavailable(f"The model endpoint answered {where}: {found.text}")
+    return _Retry(f"The model endpoint answered {where}: {found.text.rstrip('.')}", _retry_after(headers))
+
+
+def _retry_after(headers: Any) -> float | None:
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            value = float(headers.get(name)) * scale
+        except (TypeError, ValueError):
+            continue
+        if 0 <= value <= 60:
+            return value
+    return None
+
+
+def _read_body(text: str, names: set[str], on_draft: DraftSink | None) -> Completion:
+    """A chat.completion body, or an event stream sent although we did not ask for one."""
+    if text.lstrip().startswith("data:"):
+        got = assemble(text.splitlines(), on_draft)
+        usage = got.usage or {}
+        return _completion(got.as_message(), got.finish_reason, int(usage.get("prompt_tokens") or 0), names)
+    body = json.loads(text)
+    if isinstance(body, dict) and "error" in body and not body.get("choices"):
+        raise StreamError(body["error"])  # an error answered with HTTP 200 (some proxies do)
+    choices = body.get("choices") or []
+    if not choices:
+        raise LLMUnavailable("The model returned no answer.")
+    usage = body.get("usage") or {}
+    return _completion(choices[0].get("message") or {}, choices[0].get("finish_reason"),
+                       int(usage.get("prompt_tokens") or 0), names)
+
+
+def _completion(message: dict[str, Any], finish: str | None, prompt_tokens: int, names: set[str]) -> Completion:
+    content = message.get("content") or ""
+    if isinstance(content, list):  # content parts
+        content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    calls = [ToolCall(str(c.get("id") or ""), tool_name(str(c["function"].get("name") or "")),
+                      arguments_text(c["function"].get("arguments")))
+             for c in message.get("tool_calls") or [] if isinstance(c, dict) and isinstance(c.get("function"), dict)]
+    from_content = False
+    if not calls and names:
+        content, found = calls_in_content(str(content), names)
+        calls = [ToolCall("", c.name, c.arguments) for c in found]
+        from_content = bool(found)
+    return Completion(str(content), calls, prompt_tokens, finish or "stop", from_content)

@@ -17,13 +17,16 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from agent import prompts
-from agent.context import Budget, choose_cut, count_tokens, message_tokens, render, summarize
+from agent.context import Budget, choose_cut, count_tokens, message_tokens, summarize
 from agent.db.models import Agent, Message, utcnow
 from agent.errors import ToolFailure
-from agent.llm import ChatModel, Completion, ContextOverflow, LLMUnavailable, ToolCall
+from agent.layout import prompt_messages
+from agent.llm import ChatModel, Completion, ContextOverflow, LLMUnavailable, ModelMisconfigured, ToolCall
 from agent.memory import recall
 from agent.memory.archival import ArchivalMemory, attached_sources
 from agent.memory.core import CoreMemory
+from agent.overflow import overflow_notice
+from agent.reply_policy import AUTO, CUT_CALL, Decision, ReplyPolicy, reply_call, salvage_cut
 from agent.schedule.book import ScheduleBook
 from agent.tools.context import ToolContext
 from agent.tools.registry import Tool, heartbeat_requested
@@ -37,6 +40,7 @@ class Limits:
     budget: Budget
     max_steps: int = 8
     max_tool_output: int = 3000
+    reply_mode: str = AUTO  # see agent/reply_policy.py
 
 
 class TurnRunner:
@@ -48,6 +52,11 @@ class TurnRunner:
         self.schemas = [t.schema for t in tools]
         self.schema_tokens = count_tokens(json.dumps(self.schemas))
         self.limits = limits
+
+    def fixed_estimate(self, memory_tokens: int = 150) -> int:
+        """Tokens of every request's fixed part with typical core memory: instructions, schemas, counts."""
+        system = prompts.SYSTEM.format(name="agent", blocks="", summary="", sources="none")
+        return count_tokens(system) + memory_tokens + self.schema_tokens + count_tokens(prompts.FACTS)
 
     def run(self, session: Session, agent: Agent, incoming: Incoming, archival: ArchivalMemory,
             on_event: EventSink | None = None, human_preset: str = "") -> TurnResult:
@@ -63,7 +72,7 @@ class TurnRunner:
         except LLMUnavailable as exc:
             session.rollback()
             archival.undo()
-            return TurnResult(notice=f"{exc} Your message was not processed; please send it again.", failed=True,
+            return TurnResult(notice=_failure_notice(exc, self.limits.budget, turn.fixed), failed=True,
                               events=turn.result.events, steps=turn.result.steps)
         except BaseException:
             session.rollback()
@@ -84,6 +93,10 @@ class _Turn:
                                schedules=runner.schedules)
         self.on_event = on_event
         self.result = TurnResult()
+        self.policy = ReplyPolicy(runner.limits.reply_mode)
+        self._facts: dict[str, str] | None = None  # in the turn's first input, fixed at its first step
+        self._system_text: str | None = None  # likewise the system prompt, until a summary changes it
+        self.fixed = 0  # tokens of system prompt and tool schemas in the latest request
         self.first_id: int | None = None  # the message that started this turn
         self._sizes: dict[int, int] = {}
         self._archived: tuple[int, int] | None = None  # (inserts this turn, archival passages)
@@ -114,38 +127,73 @@ class _Turn:
     # one step ------------------------------------------------------------------------------------------
     def _complete(self) -> Completion:
         try:
-            return self.r.model.complete(self._prompt(), self.r.schemas)
+            return self.r.model.complete(self._prompt(), self.r.schemas, on_draft=self._draft)
         except ContextOverflow:
             # The endpoint counts more tokens than our estimate: summarize now and try once more.
             if not self._summarize(self._system(), at_most=self._history_tokens() // 2):
                 raise
-            return self.r.model.complete(self._prompt(), self.r.schemas)
+            return self.r.model.complete(self._prompt(), self.r.schemas, on_draft=self._draft)
+
+    def _draft(self, text: str) -> None:
+        self._emit(TurnEvent("draft", text))
 
     def _step(self, completion: Completion) -> tuple[str, str] | None:
         """Record the model's answer, run its tools; return the next input (kind, text) or None to yield."""
-        calls = [c if c.id else ToolCall(f"call_{uuid.uuid4().hex[:12]}", c.name, c.arguments)
-                 for c in completion.tool_calls]
-        stored = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
-        self._add("assistant", completion.content, tool_calls=json.dumps(stored, ensure_ascii=False) if calls else "")
-        if completion.content.strip():
-            self._emit(TurnEvent("thought", completion.content.strip()))
+        calls, content = completion.tool_calls, completion.content
+        if completion.finish_reason == "length" and calls:
+            calls, dropped = salvage_cut(calls)
+            if dropped and not calls:
+                self._record(content, [])
+                self._notice(CUT_CALL)
+                return None
+        if not calls:
+            decision = self.policy.plain(content, bool(self.ctx.sent), completion.finish_reason == "length")
+            if decision.kind != "reply":
+                self._record(content, [])
+                return self._decided(decision)
+            content, calls = "", [reply_call(decision.text)]
+        failed, heartbeat = self._run_calls(self._record(content, calls))
+        pressure = self._pressure()
+        if pressure is not None:
+            return pressure
+        if failed:
+            return "heartbeat", prompts.FAILED
+        if heartbeat:
+            return "heartbeat", prompts.HEARTBEAT
+        return self._decided(self.policy.after_tools(bool(self.ctx.sent)))
+
+    def _decided(self, decision: Decision) -> tuple[str, str] | None:
+        if decision.kind == "nudge":
+            return "heartbeat", prompts.NO_REPLY_YET  # a forgotten heartbeat must not leave people unanswered
+        if decision.kind == "notice":
+            self._notice(decision.text)
+        return None
+
+    def _record(self, content: str, calls: list[ToolCall]) -> list[ToolCall]:
+        """Store the step (an empty one is not stored: replaying it breaks strict servers); ids for calls."""
+        calls = [c if c.id else ToolCall(f"call_{uuid.uuid4().hex[:12]}", c.name, c.arguments) for c in calls]
+        if content.strip() or calls:
+            stored = [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls]
+            self._add("assistant", content, tool_calls=json.dumps(stored, ensure_ascii=False) if calls else "")
+        if content.strip():
+            self._emit(TurnEvent("thought", content.strip()))
+        return calls
+
+    def _run_calls(self, calls: list[ToolCall]) -> tuple[bool, bool]:
         failed = heartbeat = False
         for call in calls:
             ok, wants_more = self._call(call)
             failed |= not ok
             heartbeat |= wants_more
+        return failed, heartbeat
+
+    def _pressure(self) -> tuple[str, str] | None:
         budget = self.r.limits.budget
         fixed, history = self._fixed_tokens(self._system()), self._history_tokens()
         if history > budget.pressure_at * budget.room(fixed) and not self.agent.pressure_alerted:
             self.agent.pressure_alerted = True
             percent = round(100 * (fixed + history) / budget.window)
             return "alert", prompts.PRESSURE.format(percent=percent)
-        if failed:
-            return "heartbeat", prompts.FAILED
-        if heartbeat:
-            return "heartbeat", prompts.HEARTBEAT
-        if not self.ctx.sent:
-            return "heartbeat", prompts.NO_REPLY_YET  # a forgotten heartbeat must not leave people unanswered
         return None
 
     def _call(self, call: ToolCall) -> tuple[bool, bool]:
@@ -184,15 +232,33 @@ class _Turn:
 
     # context -------------------------------------------------------------------------------------------
     def _system(self) -> str:
+        """Instructions, core memory, summary and sources, rendered once a turn so that every step extends the
+        previous request (a server's prompt cache then covers it). A core memory edit shows from the next turn
+        on; within the turn the model has its own call and the tool's answer."""
+        if self._system_text is None:
+            self._system_text = self._render_system()
+        return self._system_text
+
+    def _render_system(self) -> str:
         agent = self.agent
         sources = [s.name for s in attached_sources(self.session, int(agent.id or 0))]
-        total = recall.count(self.session, int(agent.id or 0))
         summary = prompts.SUMMARY_HEADER.format(summary=agent.summary) if agent.summary else ""
-        return prompts.SYSTEM.format(
-            name=agent.name, now=_now(), blocks=self.core.render(self.incoming.speaker), summary=summary,
-            messages=total, hidden=max(0, total - len(self.window)), archival=self._archival_count(),
-            sources=", ".join(sources) or "none",
-        )
+        return prompts.SYSTEM.format(name=agent.name, blocks=self.core.render(None),
+                                     summary=summary, sources=", ".join(sources) or "none")
+
+    def _turn_facts(self) -> dict[str, str]:
+        """What changes from turn to turn rides inside the turn's first input, not the system prompt: the
+        speaking person's block (channels alternate speakers) and the counts."""
+        if self._facts is None:
+            total = recall.count(self.session, int(self.agent.id or 0))
+            counts = prompts.FACTS.format(messages=total, hidden=max(0, total - len(self.window)),
+                                          archival=self._archival_count())
+            person = self.core.render_person(self.incoming.speaker)
+            self._facts = {"human": person, "context": counts} if person else {"context": counts}
+        return self._facts
+
+    def _facts_tokens(self) -> int:
+        return sum(count_tokens(v) for v in self._turn_facts().values())
 
     def _archival_count(self) -> int:
         """Counted once per turn and again after an insert: it is a round trip to Milvus."""
@@ -206,7 +272,7 @@ class _Turn:
         return self._archived[1]
 
     def _fixed_tokens(self, system: str) -> int:
-        return count_tokens(system) + self.r.schema_tokens
+        return count_tokens(system) + self.r.schema_tokens + self._facts_tokens()
 
     def _history_tokens(self) -> int:
         return sum(self._size(m) for m in self.window)
@@ -223,10 +289,12 @@ class _Turn:
         if self._fixed_tokens(system) + self._history_tokens() > self.r.limits.budget.limit:
             self._summarize(system)
             system = self._system()
-        memory = count_tokens(self.core.render(self.incoming.speaker))
-        self.result.prompt_parts.append({"system": count_tokens(system) - memory, "memory": memory,
+        memory = count_tokens(self.core.render(None)) + count_tokens(self._turn_facts().get("human", ""))
+        self.fixed = self._fixed_tokens(system)
+        self.result.prompt_parts.append({"system": count_tokens(system) + self._facts_tokens() - memory,
+                                         "memory": memory,
                                          "tools": self.r.schema_tokens, "history": self._history_tokens()})
-        return [{"role": "system", "content": system}] + [render(m) for m in self.window]
+        return prompt_messages(system, self.window, self._turn_facts(), self.first_id)
 
     def _summarize(self, system: str, at_most: int | None = None) -> bool:
         """Summarize the oldest messages out of the window, keeping at most `at_most` tokens of messages if
@@ -247,6 +315,7 @@ class _Turn:
             return False
         evicted, self.window = self.window[:cut], self.window[cut:]
         self.agent.summary = summarize(self.r.model, self.agent, evicted, budget)
+        self._system_text = None
         self.agent.context_from = int(self.window[0].id or 0)
         self.agent.pressure_alerted = False
         self.session.add(self.agent)
@@ -289,3 +358,11 @@ def _parse_arguments(call: ToolCall) -> dict[str, Any]:
 
 def _now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _failure_notice(exc: LLMUnavailable, budget: Budget, fixed: int) -> str:
+    if isinstance(exc, ContextOverflow):
+        return overflow_notice(exc, budget.window, fixed) + " Your message was not processed."
+    if isinstance(exc, ModelMisconfigured):  # retrying cannot help: say so, once, with the fix
+        return f"{exc} Your message was not processed; send it again once the model is set up."
+    return f"{exc} Your message was not processed; please send it again."

@@ -21,7 +21,7 @@ class Incoming:
 
 @dataclass(frozen=True)
 class TurnEvent:
-    kind: str  # thought | tool | reply | notice
+    kind: str  # thought | tool | reply | notice | draft (the growing text of a streamed reply)
     text: str
     tool: str = ""
 

@@ -106,10 +106,11 @@ class TimedModel:
         self.inner = inner
         self.spent = 0.0
 
-    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Completion:
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                 on_draft: Any = None) -> Completion:
         start = time.perf_counter()
         try:
-            return self.inner.complete(messages, tools)
+            return self.inner.complete(messages, tools, on_draft)
         finally:
             self.spent += time.perf_counter() - start
 

@@ -54,10 +54,11 @@ class TimedModel:
         self.spans: list[tuple[float, float]] = []
         self._lock = threading.Lock()
 
-    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Completion:
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                 on_draft: Any = None) -> Completion:
         start = time.monotonic()
         try:
-            return self.inner.complete(messages, tools)
+            return self.inner.complete(messages, tools, on_draft)
         finally:
             with self._lock:
                 self.spans.append((start, time.monotonic()))

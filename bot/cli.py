@@ -311,6 +311,18 @@ def preset_group(kind: str) -> click.Group:
     return group
 
 
+@cli.command()
+@click.option("--quick", is_flag=True, help="Skip the probe that fills the whole context window (slow on CPUs).")
+def doctor(quick: bool) -> None:
+    """Check the chat model setup: tool calling, streaming, the window it accepts, with the fix for each failure."""
+    from bot.doctor import CHECKS, check_window, run_doctor
+
+    with container() as c:
+        ok = run_doctor(c, [check for check in CHECKS if not (quick and check is check_window)])
+    if not ok:
+        sys.exit(1)
+
+
 cli.add_command(preset_group("personas"))
 cli.add_command(preset_group("humans"))
 cli.add_command(serve)

@@ -27,6 +27,7 @@ from agent.loading.limits import ExpansionLimits
 from agent.loading.loader import Loader
 from agent.loading.parser import ParserPool
 from agent.loop import Limits, TurnRunner
+from agent.overflow import check_fits
 from agent.presets import Presets
 from agent.schedule import model as schedule_tables  # noqa: F401  (open_engine creates the tables imported)
 from agent.schedule.board import JobBoard
@@ -63,7 +64,8 @@ class NoModel:
     """The chat model until one is configured: any turn fails with how to configure one. Commands that never
     run a turn (listing or deleting agents, sources) work without it."""
 
-    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None) -> Completion:
+    def complete(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None,
+                 on_draft: Callable[[str], None] | None = None) -> Completion:
         raise ConfigError(LLM_HELP)
 
 
@@ -153,9 +155,11 @@ class Container(AbstractContextManager["Container"]):
         return self._model is not None or self.settings.llm_configured
 
     def require_model(self) -> None:
-        """Fail now, with how to configure one, when no chat model is configured (before connecting)."""
+        """Fail now, before connecting: no chat model configured (with how to configure one), or a context window
+        too small for membot's fixed prompt."""
         if not self.model_configured:
             raise ConfigError(LLM_HELP)
+        _ = self.runner
 
     @cached_property
     def model(self) -> ChatModel:
@@ -164,13 +168,17 @@ class Container(AbstractContextManager["Container"]):
         s = self.settings
         if not s.llm_configured:
             return NoModel()
-        return OpenAIChat(s.llm_model, reveal(s.openai_api_key), s.openai_base_url, s.llm_timeout, s.llm_retries)
+        return OpenAIChat(s.llm_model, reveal(s.openai_api_key), s.openai_base_url, s.llm_timeout, s.llm_retries,
+                          max_tokens=s.reply_tokens, stream=s.llm_stream == "on")
 
     @cached_property
     def runner(self) -> TurnRunner:
         s = self.settings
-        return TurnRunner(self.model, BASE_TOOLS + SCHEDULE_TOOLS,
-                          Limits(Budget(s.context_window), max_steps=s.max_steps), schedules=self.book)
+        budget = Budget(s.context_window, reply_reserve=s.reply_tokens)
+        runner = TurnRunner(self.model, BASE_TOOLS + SCHEDULE_TOOLS,
+                            Limits(budget, max_steps=s.max_steps, reply_mode=s.reply_mode), schedules=self.book)
+        check_fits(budget, runner.fixed_estimate())  # at start, not at the first message
+        return runner
 
     @cached_property
     def agents(self) -> AgentService:

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     max_steps: Whole = 8
     llm_timeout: Number = 120.0
     llm_retries: Whole = 4
+    max_tokens: Whole = 0  # the longest answer asked of the model; 0: min(512, context_window // 8)
+    reply_mode: Literal["auto", "strict"] = "auto"  # strict: only send_message reaches people (agent/reply_policy.py)
+    llm_stream: Literal["on", "off"] = "off"  # on: ask for SSE streams, so a reply can be shown while it grows
     chunk_tokens: Whole = 300
     chunk_overlap: Whole = 20
     max_file_mb: Number = 50.0
@@ -140,6 +143,11 @@ class Settings(BaseSettings):
     @property
     def llm_configured(self) -> bool:
         return bool(self.openai_api_key or self.openai_base_url)
+
+    @property
+    def reply_tokens(self) -> int:
+        """max_tokens as sent: a fixed share of small windows, so the prompt keeps room on a 2,048 window."""
+        return self.max_tokens or min(512, self.context_window // 8)
 
     @property
     def milvus_is_local(self) -> bool:
@@ -245,8 +253,7 @@ def _build(home: Path, env: Mapping[str, str], file: dict[str, Any]) -> Settings
 
 
 _BY_VARIABLE = {var: name for name, var in ENV_NAMES.items()}
-_MUST: dict[object, str] = {int: "a whole number", float: "a number", str: "text", SecretStr: "text",
-                           Literal: "one of " + ", ".join(PROVIDERS)}
+_MUST: dict[object, str] = {int: "a whole number", float: "a number", str: "text", SecretStr: "text"}
 
 
 def _base(annotation: Any) -> Any:
@@ -256,6 +263,13 @@ def _base(annotation: Any) -> Any:
     if get_origin(annotation) is Annotated:
         annotation = get_args(annotation)[0]
     return get_origin(annotation) or annotation
+
+
+def _choices(annotation: Any) -> tuple[str, ...]:
+    """The values of a `Literal[...]` field (also inside `| None`)."""
+    if get_origin(annotation) in (Union, UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    return tuple(str(a) for a in get_args(annotation))
 
 
 def _config_error(exc: ValidationError) -> ConfigError:
@@ -268,7 +282,8 @@ def _config_error(exc: ValidationError) -> ConfigError:
     if error["type"] == "finite_number":
         return ConfigError(f"{label} must be a finite number{got}.")
     field = Settings.model_fields.get(name)
-    must = _MUST.get(_base(field.annotation)) if field else None
+    base = _base(field.annotation) if field else None
+    must = "one of " + ", ".join(_choices(field.annotation)) if field and base is Literal else _MUST.get(base)
     return ConfigError(f"{label} must be {must}{got}." if must else f"{label}: {error['msg']}{got}.")
 
 
@@ -278,8 +293,7 @@ def _check(settings: Settings) -> None:
         raise ConfigError("MEMBOT_CHUNK_OVERLAP must be smaller than MEMBOT_CHUNK_TOKENS.")
     if settings.max_file_mb <= 0 or settings.embedding_batch_size <= 0:
         raise ConfigError("MEMBOT_MAX_FILE_MB and MEMBOT_EMBEDDING_BATCH_SIZE must be positive.")
-    if settings.context_window < 1024:
-        raise ConfigError(f"MEMBOT_CONTEXT_WINDOW must be at least 1024 tokens, got {settings.context_window}.")
+    _check_model_settings(settings)
     if settings.max_steps < 1 or settings.llm_timeout <= 0 or settings.llm_retries < 0:
         raise ConfigError("MEMBOT_MAX_STEPS and MEMBOT_LLM_TIMEOUT must be positive, MEMBOT_LLM_RETRIES >= 0.")
     _check_schedule_settings(settings)
@@ -289,6 +303,18 @@ def _check(settings: Settings) -> None:
                           f"(Milvus names allow no other characters), got {settings.milvus_prefix!r}.")
     if settings.discord_guild_id is not None and not settings.discord_guild_id.strip().isdigit():
         raise ConfigError(f"DISCORD_GUILD_ID must be a server id (digits), got {settings.discord_guild_id!r}.")
+
+
+def _check_model_settings(settings: Settings) -> None:
+    from agent.overflow import MIN_WINDOW
+
+    if settings.context_window < MIN_WINDOW:
+        raise ConfigError(f"MEMBOT_CONTEXT_WINDOW must be at least {MIN_WINDOW} tokens, got "
+                          f"{settings.context_window}: membot's instructions and tool schemas alone take about "
+                          "1,300. Serve the model with a larger context (docs/models.md).")
+    if settings.max_tokens < 0 or settings.max_tokens > settings.context_window // 2:
+        raise ConfigError(f"MEMBOT_MAX_TOKENS must be between 1 and half of MEMBOT_CONTEXT_WINDOW "
+                          f"({settings.context_window // 2}), or 0 for automatic; got {settings.max_tokens}.")
 
 
 def _check_limit_settings(settings: Settings) -> None:

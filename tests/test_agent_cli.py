@@ -66,8 +66,9 @@ def test_persona_and_human_presets(home: Path, fake: FakeOpenAI) -> None:
     chat = run_cli(home, "run", "--agent", "ship", "--persona", "pirate", "--human", "sailor", "--first",
                    env=llm_env(fake), input="Ahoy!\n", timeout=300)
     assert chat.returncode == 0, chat.stderr
-    system = fake.chat_requests[0]["messages"][0]["content"]
-    assert "Captain Byte" in system and "sailor from Porto" in system
+    request = fake.chat_requests[0]
+    human = json.loads(request["messages"][-1]["content"])["human"]  # the speaker's block rides with the input
+    assert "Captain Byte" in request["messages"][0]["content"] and "sailor from Porto" in human
     unknown = run_cli(home, "run", "--agent", "ship2", "--persona", "ninja", env=llm_env(fake), input="", timeout=300)
     assert unknown.returncode != 0 and "No persona preset named 'ninja'" in unknown.stderr
 

@@ -158,7 +158,8 @@ def test_restart_keeps_memory_and_history(home: Path, embedder: Any, fake: FakeO
         assert not result.failed
         request = fake.chat_requests[0]
         system = request["messages"][0]["content"]
-        assert "Her cat is Miso." in system and "I keep notes on pets." in system
+        human = json.loads(request["messages"][-1]["content"])["human"]  # the speaker's block, with the input
+        assert "Her cat is Miso." in human and "I keep notes on pets." in system
         history = json.dumps(request["messages"][1:])
         for earlier in ("My cat is called Miso", "I live in Lisbon", "Miso is a lovely name."):
             assert earlier in history

@@ -82,7 +82,11 @@ def test_heartbeat_chain_and_inputs_as_json(box: Container, fake: FakeOpenAI) ->
     assert inputs(first)[-1]["from"] == "Ann"
     assert inputs(second)[-1] == {"type": "heartbeat", "reason": prompts.HEARTBEAT, "time": inputs(second)[-1]["time"]}
     assert tool_results(second)[-1]["status"] == "OK"
-    assert "Likes green tea." in second["messages"][0]["content"]  # the block is re-rendered after the edit
+    # Each step extends the previous request unchanged (the server's prompt cache covers it); the edited block
+    # is shown from the next turn on, with the speaker's input.
+    assert second["messages"][:len(first["messages"])] == first["messages"]
+    box.agents.send(agent_id, Incoming("And coffee?", ANN))
+    assert "Likes green tea." in inputs(fake.chat_requests[-1])[-1]["human"]
     assert {t["function"]["name"] for t in first["tools"]} >= {"send_message", "archival_memory_search"}
 
 

@@ -57,6 +57,11 @@ def search_turn(c: Container, fake: FakeOpenAI, agent_id: int, *calls: dict[str,
 
 
 # core memory: one block per person -----------------------------------------------------------------------
+def in_view(request: dict[str, Any]) -> tuple[str, str]:
+    """The system prompt, and the speaking person's block sent with the turn's input."""
+    return request["messages"][0]["content"], json.loads(request["messages"][-1]["content"]).get("human", "")
+
+
 def test_each_speaker_has_their_own_human_block(box: Container, fake: FakeOpenAI) -> None:
     agent_id = new_agent(box)
     fake.script(tool_call("core_memory_append", name="human", content="Ann is allergic to peanuts.",
@@ -73,13 +78,14 @@ def test_each_speaker_has_their_own_human_block(box: Container, fake: FakeOpenAI
 
     fake.reset()
     box.agents.send(agent_id, Incoming("What do I collect?", BOB))
-    system = fake.chat_requests[0]["messages"][0]["content"]
-    assert "Bob collects stamps." in system and 'name="Bob"' in system
-    assert "peanuts" not in system and 'name="Ann"' not in system
+    # The speaker's block arrives with their message (the system prompt stays the same whoever speaks).
+    system, human = in_view(fake.chat_requests[0])
+    assert "Bob collects stamps." in human and 'name="Bob"' in human
+    assert "peanuts" not in system + human and 'name="Ann"' not in system + human
     fake.reset()
     box.agents.send(agent_id, Incoming("And me?", ANN))
-    system = fake.chat_requests[0]["messages"][0]["content"]
-    assert "Ann is allergic to peanuts." in system and "stamps" not in system
+    system, human = in_view(fake.chat_requests[0])
+    assert "Ann is allergic to peanuts." in human and "stamps" not in system + human
     # The other person's words stay in the shared history, with who said them.
     users = [json.loads(m["content"]) for m in fake.chat_requests[0]["messages"] if m["role"] == "user"]
     assert {"Bob", "Ann"} <= {u.get("from") for u in users}

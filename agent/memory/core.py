@@ -94,9 +94,19 @@ class CoreMemory:
             if block.label.startswith(PERSON_PREFIX):
                 if speaker is None or block.label != speaker.label:
                     continue
-                tag = f"<human name={quoteattr(block.title)} id={quoteattr(speaker.id)}"
-            else:
-                tag = f"<{block.label}"
-            end = "</human>" if block.label.startswith(PERSON_PREFIX) else f"</{block.label}>"
-            parts.append(f'{tag} characters="{len(block.value)}/{block.limit}">\n{escape(block.value)}\n{end}')
+            parts.append(_tag(block, speaker))
         return "\n".join(parts)
+
+    def render_person(self, speaker: Speaker | None) -> str:
+        """The speaking person's block alone ("" when there is none)."""
+        block = self.get(speaker.label) if speaker is not None else None
+        return _tag(block, speaker) if block is not None else ""
+
+
+def _tag(block: Block, speaker: Speaker | None) -> str:
+    if block.label.startswith(PERSON_PREFIX):
+        who = f" id={quoteattr(speaker.id)}" if speaker is not None else ""
+        tag, end = f"<human name={quoteattr(block.title)}{who}", "</human>"
+    else:
+        tag, end = f"<{block.label}", f"</{block.label}>"
+    return f'{tag} characters="{len(block.value)}/{block.limit}">\n{escape(block.value)}\n{end}'

@@ -11,11 +11,7 @@ from agent.tools.registry import Tool, tool
 
 @tool(chains=False)
 def send_message(ctx: ToolContext, message: str) -> str:
-    """Send a message to the people in the conversation. The only way they see anything you write.
-
-    Args:
-        message: the message text (Markdown is fine)
-    """
+    """Send a message: the only text people see."""
     if not message.strip():
         raise ToolFailure("send_message needs a non-empty message.")
     ctx.sent.append(message)
@@ -24,69 +20,37 @@ def send_message(ctx: ToolContext, message: str) -> str:
 
 @tool()
 def core_memory_append(ctx: ToolContext, name: str, content: str) -> str:
-    """Append a line to a core memory block.
-
-    Args:
-        name: persona, human (the person speaking now), or another block's name
-        content: text to add
-    """
+    """Append a line to a core memory block."""
     return ctx.core.append(name, content, ctx.speaker)
 
 
 @tool()
 def core_memory_replace(ctx: ToolContext, name: str, old_content: str, new_content: str) -> str:
-    """Replace exact text in a core memory block; an empty new_content deletes it.
-
-    Args:
-        name: persona, human (the person speaking now), or another block's name
-        old_content: the exact text to replace
-        new_content: the text to put in its place
-    """
+    """Replace exact text in a core memory block."""
     return ctx.core.replace(name, old_content, new_content, ctx.speaker)
 
 
 @tool(paged=True)
 def conversation_search(ctx: ToolContext, query: str, page: int = 1) -> str:
-    """Search every past message (recall memory) for text, newest context included.
-
-    Args:
-        query: text to look for (case-insensitive)
-        page: result page, from 1
-    """
+    """Search all past messages."""
     return recall.search_text(ctx.session, int(ctx.agent.id or 0), query, page)
 
 
 @tool(paged=True)
 def conversation_search_date(ctx: ToolContext, start_date: str, end_date: str, page: int = 1) -> str:
-    """List past messages between two dates, inclusive.
-
-    Args:
-        start_date: YYYY-MM-DD
-        end_date: YYYY-MM-DD
-        page: result page, from 1
-    """
+    """Messages between two dates (YYYY-MM-DD)."""
     return recall.search_dates(ctx.session, int(ctx.agent.id or 0), start_date, end_date, page)
 
 
 @tool()
 def archival_memory_insert(ctx: ToolContext, content: str) -> str:
-    """Save text to archival memory for later searches.
-
-    Args:
-        content: what to remember, self-contained
-    """
+    """Save text to archival memory."""
     return ctx.archival.insert(content)
 
 
 @tool(paged=True)
 def archival_memory_search(ctx: ToolContext, query: str, page: int = 1, source: str | None = None) -> str:
-    """Search archival memory: your saved notes and every attached source. Results cite source, file and page.
-
-    Args:
-        query: what to look for (words or exact identifiers)
-        page: result page, from 1
-        source: only this attached source (or "archival memory" for your own notes)
-    """
+    """Search archival notes and attached sources."""
     return format_page(ctx.archival.search(query, page, source))
 
 

@@ -19,7 +19,6 @@ from typing import Any
 from agent.errors import ToolFailure
 
 HEARTBEAT_ARG = "request_heartbeat"
-HEARTBEAT_DOC = "true to get another step after this one (e.g. to read the result and then reply)"
 _JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
@@ -38,7 +37,7 @@ class Tool:
         if unknown:
             raise ToolFailure(f"{self.name} has no argument(s) {', '.join(unknown)}; "
                               f"its arguments are {', '.join(params['properties'])}.")
-        missing = [p for p in params["required"] if p not in arguments and p != HEARTBEAT_ARG]
+        missing = [p for p in params.get("required", []) if p not in arguments and p != HEARTBEAT_ARG]
         if missing:
             raise ToolFailure(f"{self.name} needs the argument(s) {', '.join(missing)}.")
         for key, value in args.items():
@@ -61,16 +60,19 @@ def schema_for(fn: Callable[..., str], chains: bool) -> dict[str, Any]:
     required: list[str] = []
     for name, param in list(inspect.signature(fn).parameters.items())[1:]:  # skip ctx
         json_type, optional = _json_type(hints[name])
-        properties[name] = {"type": json_type, "description": arg_docs.get(name, "")}
+        # An argument whose name says it all gets no description: schemas are re-read on every step.
+        properties[name] = {"type": json_type, **({"description": arg_docs[name]} if arg_docs.get(name) else {})}
         if param.default is inspect.Parameter.empty and not optional:
             required.append(name)
     if chains:
-        properties[HEARTBEAT_ARG] = {"type": "boolean", "description": HEARTBEAT_DOC}
-        required.append(HEARTBEAT_ARG)
-    return {"type": "function", "function": {
-        "name": fn.__name__, "description": description,
-        "parameters": {"type": "object", "properties": properties, "required": required},
-    }}
+        # Optional and undescribed: the system prompt explains it once, and a missing one means false (the
+        # loop still nudges a model that forgot it). Schemas are re-read on every step, so every token counts.
+        properties[HEARTBEAT_ARG] = {"type": "boolean"}
+    parameters: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        parameters["required"] = required
+    return {"type": "function", "function": {"name": fn.__name__, "description": description,
+                                             "parameters": parameters}}
 
 
 def heartbeat_requested(arguments: dict[str, Any]) -> bool:

@@ -17,12 +17,11 @@ def _service(ctx: ToolContext) -> ScheduleBook:
 
 @tool()
 def schedule_message(ctx: ToolContext, when: str, text: str, timezone: str | None = None) -> str:
-    """Schedule a timed event for later, once or repeating; when it fires you decide what to post here.
+    """Schedule a timed event, once or repeating.
 
     Args:
-        when: "2026-11-27 10:00", "in 2 hours", "friday 10:00", "every monday 10:00", "cron: 0 10 * * FRI"
-        text: what it is about, self-contained
-        timezone: IANA zone, e.g. Europe/Berlin; default: the channel's
+        when: "in 2 hours", "every monday 9:00", "cron: 0 10 * * FRI"
+        timezone: IANA
     """
     service = _service(ctx)
     who = f"{ctx.speaker.name} via the agent" if ctx.speaker else "the agent"
@@ -36,7 +35,7 @@ def schedule_message(ctx: ToolContext, when: str, text: str, timezone: str | Non
 
 @tool()
 def list_schedules(ctx: ToolContext) -> str:
-    """List this channel's active schedules."""
+    """List active schedules."""
     service = _service(ctx)
     agent_id = int(ctx.agent.id or 0)
     rows = service.listing(ctx.session, agent_id)
@@ -48,11 +47,7 @@ def list_schedules(ctx: ToolContext) -> str:
 
 @tool()
 def cancel_schedule(ctx: ToolContext, schedule_id: int) -> str:
-    """Cancel one of this channel's schedules.
-
-    Args:
-        schedule_id: its number, from list_schedules
-    """
+    """Cancel a schedule."""
     try:
         row = _service(ctx).cancel(ctx.session, int(ctx.agent.id or 0), schedule_id)
     except ScheduleError as exc:

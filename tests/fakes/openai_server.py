@@ -80,6 +80,7 @@ class ErrorReply:
     code: str | None = None
     retry_after: float | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    body: str | None = None  # sent verbatim instead of OpenAI's error JSON (other servers' shapes)
 
 
 @dataclass(frozen=True)
@@ -351,6 +352,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(body.get("messages"), list) or not body.get("messages"):
             self._send_error(error(400, "'messages' must be a non-empty array.", code="invalid_value"))
             return
+        from tests.fakes import model_modes as modes
+
+        problem = modes.request_error(body) or modes.mode_error(fake.mode, body, fake.window)
+        if problem is not None:
+            fake._next_reply(body)  # the scripted answer is used up, as a real server would never give it
+            self._send_error(problem)
+            return
         answer = fake._next_reply(body)
         while isinstance(answer, Delay):
             if fake._stopped.wait(answer.seconds):
@@ -360,11 +368,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_error(answer)
             return
         assert isinstance(answer, Reply)
-        completion = fake._completion_json(body, answer)
-        if body.get("stream"):
-            self._send_stream(body, completion)
+        completion = fake._completion_json(body, modes.reshape(fake.mode, answer))
+        wire = modes.wire_json(fake.mode, fake.window, json.loads(json.dumps(completion)))
+        if fake.mode == "stream-quirks" and body.get("stream"):
+            self._send_events(modes.quirky_stream(wire))
+        elif body.get("stream") or fake.mode == "sse-unasked":
+            self._send_stream(body, wire)
         else:
-            self._send_json(200, completion)
+            self._send_json(200, wire)
 
     def _embeddings(self, body: JSON) -> None:
         fake = self.server.fake
@@ -410,20 +421,37 @@ class _Handler(BaseHTTPRequestHandler):
         headers = list(err.headers)
         if err.retry_after is not None:
             headers += [("retry-after", f"{err.retry_after:g}"), ("retry-after-ms", f"{err.retry_after * 1000:g}")]
+        if err.body is not None:
+            self._send_raw(err.status, err.body.encode(), headers)
+            return
         payload = {"error": {"message": err.message, "type": err.type, "param": None, "code": err.code}}
         self._send_json(err.status, payload, headers)
 
+    def _send_raw(self, status: int, data: bytes, headers: Iterable[tuple[str, str]] = (),
+                  content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
     def _send_stream(self, body: JSON, completion: JSON) -> None:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        self._send_events([b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                           for chunk in _stream_chunks(completion, include_usage)] + [b"data: [DONE]\n\n"])
+
+    def _send_events(self, events: list[bytes]) -> None:
         self.close_connection = True
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        for chunk in _stream_chunks(completion, include_usage):
-            self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
-        self.wfile.write(b"data: [DONE]\n\n")
+        for event in events:
+            self.wfile.write(event)
         self.wfile.flush()
 
 
@@ -455,8 +483,9 @@ def _stream_chunks(completion: JSON, include_usage: bool) -> Iterator[JSON]:
         fn = call["function"]
         yield chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
                                      "function": {"name": fn["name"], "arguments": ""}}]})
-        if fn["arguments"]:
-            for piece in _pieces(fn["arguments"]):
+        if fn["arguments"]:  # an object (mode arguments-object) goes out whole
+            pieces = _pieces(fn["arguments"]) if isinstance(fn["arguments"], str) else [fn["arguments"]]
+            for piece in pieces:
                 yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     yield chunk({}, choice["finish_reason"])
     if include_usage:
@@ -476,8 +505,12 @@ class FakeOpenAI:
         models: Iterable[str] = ("fake-model", "fake-embedding"),
         api_key: str | None = None,
         default: Callable[[JSON], ReplyLike] | None = None,
+        mode: str = "openai",
+        window: int | None = None,
     ) -> None:
         self.dim = dim
+        self.mode = mode  # how the server and its model behave: tests/fakes/model_modes.py lists the modes
+        self.window = window  # the model's context window in the fake's token count (len/4), for overflow modes
         self.models: list[str] = list(models) or ["fake-model"]
         self.api_key = api_key  # when set, requests without "Authorization: Bearer <api_key>" get a 401
         self.default: Callable[[JSON], ReplyLike] = default or default_reply
