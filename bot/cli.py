@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bot import __version__
+from bot.db_commands import db
 from bot.serve import serve
 
 if TYPE_CHECKING:
@@ -298,6 +299,7 @@ def preset_group(kind: str) -> click.Group:
 cli.add_command(preset_group("personas"))
 cli.add_command(preset_group("humans"))
 cli.add_command(serve)
+cli.add_command(db)
 
 
 # entry point ---------------------------------------------------------------------------------------------

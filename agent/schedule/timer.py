@@ -24,6 +24,7 @@ from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from agent.db.schema import schema_lock
 from agent.schedule.jobs import FIRE, running
 from agent.schedule.leader import Lock, leader_lock
 
@@ -64,6 +65,11 @@ class Jobs(Protocol):
 
 
 class _JobStore(SQLAlchemyJobStore):
+    def start(self, scheduler: Any, alias: str) -> None:
+        # It creates its table if missing; two processes doing that at once on PostgreSQL fail one of them.
+        with schema_lock(self.engine):
+            super().start(scheduler, alias)
+
     def shutdown(self) -> None:
         """The engine is shared and closed by its owner; the base class would dispose of it here."""
 

@@ -1,0 +1,8 @@
+"""Every module that declares SQL tables, imported once so SQLModel's metadata holds the whole schema."""
+
+from __future__ import annotations
+
+
+def register_all() -> None:
+    from agent.db import models  # noqa: F401
+    from agent.schedule import model  # noqa: F401
