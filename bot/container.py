@@ -24,6 +24,7 @@ from agent.service import AgentService
 from bot.settings import Settings
 
 if TYPE_CHECKING:
+    from agent.ledger import Ledger
     from agent.schedule.delivery import DeliveryRegistry
     from agent.schedule.service import ScheduleService
     from agent.schedule.timer import Timer
@@ -62,6 +63,13 @@ class Container(AbstractContextManager["Container"]):
         from agent.db.engine import open_engine
 
         return open_engine(self.settings.database_url)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """Handled platform events and thread membership, shared by every process on this database."""
+        from agent.ledger import Ledger
+
+        return Ledger(self.engine)
 
     @cached_property
     def catalog(self) -> Catalog:

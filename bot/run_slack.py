@@ -138,7 +138,7 @@ def start_slack(container: Container, config: SlackConfig | None = None) -> Runn
     client = make_client(config)
     me = check_token(client)
     core = ChatCore(container.agents, container.loader, container.catalog, schedules=container.schedules)
-    bot = SlackBot(core, int(container.settings.max_file_mb * 1_000_000))
+    bot = SlackBot(core, int(container.settings.max_file_mb * 1_000_000), container.ledger)
     app = build_app(bot, client, config.signing_secret)
     log.info("Slack: workspace %s (%s) as @%s, %s mode", me.get("team"), me.get("team_id"), me.get("user"),
              config.mode)

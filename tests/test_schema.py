@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,23 +16,15 @@ from sqlmodel import SQLModel
 from agent.db import schema
 from agent.db.engine import open_engine
 from agent.db.schema_compare import include_object
-from tests.conftest import PG_ADMIN_URL, ROOT
+from tests.conftest import ROOT
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request, tmp_path: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """A new empty database of each kind (PostgreSQL: one of its own, dropped afterwards)."""
+def db_url(request, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
+    """A new empty database of each kind."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'membot.db'}"
-        return
-    name = f"membot_schema_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+        return f"sqlite:///{tmp_path / 'membot.db'}"
+    return str(request.getfixturevalue("fresh_pg_url"))
 
 
 def start_together(url: str, count: int) -> list[subprocess.CompletedProcess[str]]:

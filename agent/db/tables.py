@@ -4,5 +4,6 @@ from __future__ import annotations
 
 
 def register_all() -> None:
+    from agent import ledger  # noqa: F401
     from agent.db import models  # noqa: F401
     from agent.schedule import model  # noqa: F401
