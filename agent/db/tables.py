@@ -6,4 +6,4 @@ from __future__ import annotations
 def register_all() -> None:
     from agent import ledger  # noqa: F401
     from agent.db import models  # noqa: F401
-    from agent.schedule import model  # noqa: F401
+    from agent.schedule import firings, model  # noqa: F401

@@ -63,6 +63,12 @@ class Jobs(Protocol):
 
     def reconcile(self, platform: str) -> None: ...
 
+    def renew(self, now: datetime) -> None:
+        """Keep the leases of the firings this process is still working on."""
+
+    def resume(self, platform: str, now: datetime) -> list[Any]:
+        """Take over the firings of `platform` whose process died (their lease ran out)."""
+
 
 class _JobStore(SQLAlchemyJobStore):
     def start(self, scheduler: Any, alias: str) -> None:
@@ -187,6 +193,21 @@ class Timer:
                     outcomes.append(self._run(platform, job, now))
         return [o for o in outcomes if o is not None]
 
+    def resume_pending(self, now: datetime | None = None) -> list[Any]:
+        """Renew this process's firing leases; take over the expired ones of the platforms it leads."""
+        now = now or self.clock()
+        if self.jobs is None:
+            return []
+        resumed: list[Any] = []
+        with self._pass:
+            self.jobs.renew(now)
+            for platform in sorted(self.leading):
+                try:
+                    resumed += self.jobs.resume(platform, now)
+                except Exception:
+                    log.exception("could not take over the unfinished %s firings", platform)
+        return resumed
+
     def _run(self, platform: str, job: Job, now: datetime) -> Any:
         outcome = None
         next_at: datetime | None = now + timedelta(seconds=self.poll)  # try again later if the firing fails
@@ -217,6 +238,7 @@ class Timer:
                 self.elect()
                 self._next_elect = time.monotonic() + self.poll
             self.run_pending()
+            self.resume_pending()
             return self._wait()
         except Exception:
             log.exception("scheduler pass failed")
