@@ -121,8 +121,8 @@ def sources_list(scope: str) -> None:
     """Every source with its files, documents and passages."""
     from bot.views import sources_table
 
-    with container() as c:
-        sources_table(c.sources.summaries(scope))
+    with container() as c:  # SQL only: works while another process holds Milvus Lite
+        sources_table(c.catalog.summaries(scope))
 
 
 @sources.command("show")
@@ -133,7 +133,7 @@ def sources_show(name: str, scope: str) -> None:
     from bot.views import source_detail
 
     with container() as c:
-        source_detail(*c.sources.show(scope, name))
+        source_detail(*c.catalog.detail(scope, name))
 
 
 @sources.command("delete")
@@ -143,7 +143,7 @@ def sources_show(name: str, scope: str) -> None:
 def sources_delete(name: str, yes: bool, scope: str) -> None:
     """Delete a source, its passages, and every agent's link to it."""
     with container() as c:
-        summary = c.sources.show(scope, name)[0]
+        summary = c.catalog.detail(scope, name)[0]
         if not yes and sys.stdin.isatty():
             click.confirm(f"Delete {name} ({summary.passages} passages)?", abort=True)
         c.sources.delete(scope, name)
