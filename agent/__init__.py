@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # for type checkers: the same names, resolved statically
     from agent.chat import Channel, ChatCore, load_report_text
     from agent.db.models import Document
     from agent.errors import FileRejected, NotFound, UserError
+    from agent.ledger import Ledger
     from agent.loading.inputs import InputFile
     from agent.loading.readers import reader_for
     from agent.memory.archival import format_page
@@ -41,11 +42,13 @@ _WHERE = {
     "Target": "agent.schedule.delivery",
     # errors whose text is safe to show
     "UserError": "agent.errors", "NotFound": "agent.errors", "FileRejected": "agent.errors",
+    # handled platform events and thread membership, shared by every process
+    "Ledger": "agent.ledger",
 }
 
 __all__ = [
     "AgentService", "AgentSummary", "Catalog", "Channel", "ChatCore", "Deliver", "DeliveryError", "Document",
-    "FileRejected", "Incoming", "InputFile", "MemoryView", "NotFound", "ScheduleBook", "SearchPage",
+    "FileRejected", "Incoming", "InputFile", "Ledger", "MemoryView", "NotFound", "ScheduleBook", "SearchPage",
     "SourceSummary", "Speaker", "Target", "TurnEvent", "TurnResult", "UserError", "format_page",
     "load_report_text", "reader_for", "run_schedule_command",
 ]

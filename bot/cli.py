@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bot import __version__
+from bot.db_commands import db
 from bot.serve import serve
 
 if TYPE_CHECKING:
@@ -119,8 +120,8 @@ def sources_list(scope: str) -> None:
     """Every source with its files, documents and passages."""
     from adapters.views import sources_table
 
-    with container() as c:
-        sources_table(c.sources.summaries(scope))
+    with container() as c:  # SQL only: works while another process holds Milvus Lite
+        sources_table(c.catalog.summaries(scope))
 
 
 @sources.command("show")
@@ -129,9 +130,12 @@ def sources_list(scope: str) -> None:
 def sources_show(name: str, scope: str) -> None:
     """One source: its embedding model and each file loaded."""
     from adapters.views import source_detail
+    from agent.archival.search import LITE_MODE
 
     with container() as c:
-        source_detail(*c.sources.show(scope, name), search_mode=c.searcher.mode)
+        # SQL only on Milvus Lite (it may be held by another process); a server says how it searches
+        mode = LITE_MODE if c.settings.milvus_is_local else c.searcher.mode
+        source_detail(*c.catalog.detail(scope, name), search_mode=mode)
 
 
 @sources.command("delete")
@@ -141,7 +145,7 @@ def sources_show(name: str, scope: str) -> None:
 def sources_delete(name: str, yes: bool, scope: str) -> None:
     """Delete a source, its passages, and every agent's link to it."""
     with container() as c:
-        summary = c.sources.show(scope, name)[0]
+        summary = c.catalog.detail(scope, name)[0]
         if not yes and sys.stdin.isatty():
             click.confirm(f"Delete {name} ({summary.passages} passages)?", abort=True)
         c.sources.delete(scope, name)
@@ -326,6 +330,7 @@ def doctor(quick: bool) -> None:
 cli.add_command(preset_group("personas"))
 cli.add_command(preset_group("humans"))
 cli.add_command(serve)
+cli.add_command(db)
 
 
 # entry point ---------------------------------------------------------------------------------------------

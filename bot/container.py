@@ -22,6 +22,7 @@ from agent.context import Budget
 from agent.db.engine import open_engine
 from agent.embeddings.base import Embedder
 from agent.errors import ConfigError
+from agent.ledger import Ledger
 from agent.llm import ChatModel, Completion, OpenAIChat
 from agent.loading.limits import ExpansionLimits
 from agent.loading.loader import Loader
@@ -87,6 +88,11 @@ class Container(AbstractContextManager["Container"]):
         engine = open_engine(self.settings.database_url)
         private_home(self.settings.home)  # the database file it may just have created
         return engine
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """Handled platform events and thread membership, shared by every process on this database."""
+        return Ledger(self.engine)
 
     @cached_property
     def catalog(self) -> Catalog:
@@ -200,7 +206,8 @@ class Container(AbstractContextManager["Container"]):
     def timer(self) -> Timer:
         """Runs the schedules of each platform with a registered delivery while this process leads it."""
         return Timer(self.engine, self.board, self.deliveries.platforms, self.schedules.fire, self.book.reconcile,
-                     self.clock, self.settings.schedule_poll_seconds)
+                     self.clock, self.settings.schedule_poll_seconds, renew=self.schedules.renew,
+                     resume=self.schedules.resume)
 
     def start_scheduler(self) -> None:
         """Start the timer's passes. Register the adapters' deliveries first."""

@@ -73,7 +73,7 @@ def start_slack(container: Container, config: SlackConfig | None = None) -> Runn
     config = config or slack_config(container.settings)
     client = make_client(config)
     me = check_token(client)
-    bot = SlackBot(container.chat, int(container.settings.max_file_mb * 1_000_000),
+    bot = SlackBot(container.chat, int(container.settings.max_file_mb * 1_000_000), container.ledger,
                    file_origins=[h.strip() for h in container.settings.slack_file_hosts.split(",") if h.strip()])
     app = build_app(bot, client, config.signing_secret)
     log.info("Slack: workspace %s (%s) as @%s, %s mode", me.get("team"), me.get("team_id"), me.get("user"),

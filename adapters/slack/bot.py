@@ -1,5 +1,6 @@
-"""The Slack adapter's state and scheduling: which events were seen, whose names are known, which threads the
-bot is in, and the lanes that run each channel's work in arrival order after Slack has its ack."""
+"""The Slack adapter's state and scheduling: which events were seen and which threads the bot is in (in SQL,
+shared by every process), whose names are known, and the lanes that run each channel's work in arrival order
+after Slack has its ack."""
 
 from __future__ import annotations
 
@@ -17,41 +18,41 @@ from adapters.slack.conversation import handle_message
 from adapters.slack.files import SLACK_FILE_ORIGINS
 from adapters.slack.messages import SlackMessage, channel_for
 from adapters.slack.people import People
-from adapters.slack.recent import Recent
 from adapters.slack.replies import apology
+from adapters.slack.seen import SeenKeys
 from adapters.slack.threads import Threads
 from adapters.slack.uploads import load_uploads, shared_at
-from agent import ChatCore, UserError
+from agent import ChatCore, Ledger, UserError
 
 log = logging.getLogger(__name__)
 
 
 class SlackBot:
-    def __init__(self, core: ChatCore, max_file_bytes: int, workers: int = 32,
+    def __init__(self, core: ChatCore, max_file_bytes: int, ledger: Ledger, workers: int = 32,
                  file_origins: Sequence[str] = SLACK_FILE_ORIGINS) -> None:
         self.core = core
         self.max_file_bytes = max_file_bytes
         self.file_origins = tuple(file_origins)  # where the bot token may fetch uploads from
         self.lanes = Lanes(workers, "slack-channel")
         self.commands = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slack-command")
-        self.seen: Recent[bool] = Recent()
+        self.seen = SeenKeys(ledger)  # in SQL: every process of this app shares it
         self.people = People()
-        self.threads = Threads()
+        self.threads = Threads(ledger)
 
     def first_delivery(self, body: dict[str, Any]) -> bool:
-        """False for a retry of an event already handled. Slack retries when an ack was slow or lost; the
-        event_id stays the same, so a retry whose first delivery never arrived is still handled."""
+        """False for a retry of an event already handled, by any process. Slack retries when an ack was slow or
+        lost; the event_id stays the same, so a retry whose first delivery never arrived is still handled."""
         event_id = body.get("event_id")
-        return not event_id or self.seen.first(("event", event_id), True)
+        return not event_id or self.seen.first("event", str(event_id))
 
     def message(self, client: WebClient, msg: SlackMessage, bot_user_id: str) -> None:
-        # A mention arrives as app_mention and as message: whichever comes first is handled.
-        if self.seen.first(("message", msg.channel, msg.ts), True):
+        # A mention arrives as app_mention and as message (possibly at two processes): the first one is handled.
+        if self.seen.first("message", msg.team, msg.channel, msg.ts):
             self.lanes.submit(_lane(msg.team, msg.channel), lambda: handle_message(self, client, msg, bot_user_id))
 
     def file_shared(self, client: WebClient, team: str, channel: str, user: str, file_id: str) -> None:
         def job() -> None:
-            if self.seen.get(("file", channel, file_id)):
+            if self.seen.known("file", team, channel, file_id):
                 return  # already loaded from the upload's message event
             try:
                 file = client.files_info(file=file_id)["file"]

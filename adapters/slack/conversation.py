@@ -16,7 +16,7 @@ def handle_message(bot: SlackState, client: WebClient, msg: SlackMessage, bot_us
     if msg.files:
         load_uploads(bot, client, msg.place, msg.channel, msg.ts, msg.reply_thread, list(msg.files))
     addressed = msg.mentioned or msg.is_dm or (
-        msg.in_thread and bot.threads.bot_in(client, msg.channel, msg.thread_ts, bot_user_id))
+        msg.in_thread and bot.threads.bot_in(client, msg.team, msg.channel, msg.thread_ts, bot_user_id))
     if not addressed:
         return
     text = from_slack(msg.text, lambda user: bot.people.name(client, user), bot_user_id)
@@ -36,7 +36,7 @@ def answer(bot: SlackState, client: WebClient, msg: SlackMessage, text: str) -> 
             texts = [apology(f"a turn in {msg.channel} failed")]
         post(client, msg.channel, msg.reply_thread, texts)
     if msg.reply_thread:
-        bot.threads.joined(msg.channel, msg.reply_thread)
+        bot.threads.joined(msg.team, msg.channel, msg.reply_thread)
 
 
 def shown(result: TurnResult) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from adapters.slack.people import People
-from adapters.slack.recent import Recent
+from adapters.slack.seen import SeenKeys
 from adapters.slack.threads import Threads
 from agent import ChatCore
 
@@ -15,6 +15,6 @@ class SlackState(Protocol):
     core: ChatCore
     max_file_bytes: int
     file_origins: tuple[str, ...]  # where the bot token may fetch uploads from
-    seen: Recent[bool]  # events, messages and files already handled
+    seen: SeenKeys  # events, messages and files already handled (in SQL, shared by every process)
     people: People
     threads: Threads

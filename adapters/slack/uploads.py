@@ -17,7 +17,8 @@ from agent import Channel, InputFile, UserError, load_report_text
 def load_uploads(bot: SlackState, client: WebClient, place: Channel, channel: str, ts: str, thread: str,
                  files: list[dict[str, Any]]) -> None:
     """Load the files not seen before (a file arrives as a message and as file_shared: it is loaded once)."""
-    new = [f for f in files if bot.seen.first(("file", channel, f.get("id")), True)]
+    team = place.scope.partition(":")[2]
+    new = [f for f in files if bot.seen.first("file", team, channel, str(f.get("id")))]
     if not new:
         return
     with working(client, channel, ts):

@@ -1,4 +1,10 @@
-"""The SQL side of data sources: which sources exist, their files, and which of them are fully loaded."""
+"""The SQL side of data sources: which sources exist, their files, and which of them are fully loaded.
+
+Several processes load and delete at once, so every change that depends on a source's state first locks its row
+(an UPDATE of it: a row lock on PostgreSQL, the write lock on SQLite) and reads after that, never before. A
+delete marks the source `deleting` first; from then on no load can add to it, and whoever sees the mark (the
+delete itself, a load it interrupted, the next load's recovery) drops its collection and then removes its rows.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +12,35 @@ import difflib
 import os
 import socket
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import func
+from sqlalchemy import exists, func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete, select
 
-from agent.db.models import Document, Source, SourceBinding, as_utc, utcnow
-from agent.errors import NotFound
+from agent.db.models import Document, Source, SourceBinding, SourceLoad, as_utc, utcnow
+from agent.errors import FileRejected, NotFound
 
 STALE_AFTER = timedelta(hours=1)  # a loading row older than this on another host is an abandoned load
 
 
 def owner_tag() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class SourceDeleted(FileRejected):
+    """The source was deleted while a file was loading into it; nothing of that file was kept."""
+
+
+def _lock(s: Session, source_id: int) -> Source | None:
+    """Lock the source's row for the rest of the transaction and read it afresh (None: it is gone)."""
+    locked = s.connection().execute(update(Source).where(col(Source.id) == source_id)
+                                    .values(deleting=Source.deleting).returning(col(Source.id))).first()
+    if locked is None:
+        return None
+    source = s.get(Source, source_id, populate_existing=True)
+    return source
 
 
 @dataclass(frozen=True)
@@ -44,7 +64,7 @@ class Catalog:
 
     def get(self, scope: str, name: str) -> Source:
         source = self.find(scope, name)
-        if source is None or not source.ready:
+        if source is None or not source.ready or source.deleting:
             raise NotFound(self.unknown_source_message(scope, name))
         return source
 
@@ -57,23 +77,41 @@ class Catalog:
             return f"No source named {name!r}. Sources: {', '.join(sorted(names))}."
         return f"No source named {name!r}: no sources are loaded yet (load one with `membot load`)."
 
-    def get_or_create(self, scope: str, name: str, model: str, dim: int, chunk_tokens: int) -> Source:
-        existing = self.find(scope, name)
-        if existing is not None:
-            return existing
-        try:
-            with Session(self.engine) as s:
-                source = Source(scope=scope, name=name, embedding_model=model, embedding_dim=dim,
-                                chunk_tokens=chunk_tokens)
-                s.add(source)
+    def open_for_load(self, scope: str, name: str, model: str, dim: int, chunk_tokens: int) -> tuple[Source, int]:
+        """The source to load into (created if new) and this load's registration in it, in one transaction with
+        the source's row locked, so nothing can remove the source in between. A source being deleted is
+        returned as it is (with deleting set, and load id 0): finish its delete, then call again."""
+        for _ in range(5):
+            if self.find(scope, name) is None:
+                try:  # created and registered in one transaction: no one sees it unregistered
+                    with Session(self.engine, expire_on_commit=False) as s:
+                        new = Source(scope=scope, name=name, embedding_model=model, embedding_dim=dim,
+                                     chunk_tokens=chunk_tokens)
+                        s.add(new)
+                        s.flush()
+                        load = SourceLoad(source_id=int(new.id or 0), owner=owner_tag())
+                        s.add(load)
+                        s.commit()
+                        return new, int(load.id or 0)
+                except IntegrityError:  # another load created it in the meantime (two uploads to one new name)
+                    pass
+            with Session(self.engine, expire_on_commit=False) as s:
+                found = self.find(scope, name)
+                source = _lock(s, int(found.id or 0)) if found is not None else None
+                if source is None:  # removed in between (a failed first load, a delete): try again
+                    continue
+                if source.deleting:
+                    return source, 0
+                load = SourceLoad(source_id=int(source.id or 0), owner=owner_tag())
+                s.add(load)
                 s.commit()
-                s.refresh(source)
-                return source
-        except IntegrityError:  # another load created it in the meantime (two uploads to one new name)
-            existing = self.find(scope, name)
-            if existing is None:
-                raise
-            return existing
+                return source, int(load.id or 0)
+        raise RuntimeError(f"source {name!r} kept disappearing while a load opened it")
+
+    def end_load(self, load_id: int) -> None:
+        with Session(self.engine) as s:
+            s.exec(delete(SourceLoad).where(col(SourceLoad.id) == load_id))
+            s.commit()
 
     def by_id(self, source_id: int) -> Source | None:
         with Session(self.engine) as s:
@@ -81,8 +119,8 @@ class Catalog:
 
     def summaries(self, scope: str) -> list[SourceSummary]:
         with Session(self.engine) as s:
-            sources = s.exec(select(Source).where(Source.scope == scope, Source.ready == True)  # noqa: E712
-                             .order_by(Source.name)).all()
+            sources = s.exec(select(Source).where(Source.scope == scope, Source.ready == True,  # noqa: E712
+                                                  Source.deleting == False).order_by(Source.name)).all()  # noqa: E712
             counts = dict(
                 (row[0], row[1:])
                 for row in s.exec(
@@ -93,15 +131,75 @@ class Catalog:
             )
         return [SourceSummary(src, *(int(v or 0) for v in counts.get(src.id, (0, 0, 0)))) for src in sources]
 
+    def detail(self, scope: str, name: str) -> tuple[SourceSummary, list[Document]]:
+        """One ready source's summary and its files."""
+        source = self.get(scope, name)
+        return self.summary(source), self.documents(int(source.id or 0))
+
     def summary(self, source: Source) -> SourceSummary:
-        return next(s for s in self.summaries(source.scope) if s.source.id == source.id)
+        with Session(self.engine) as s:
+            files, pages, passages = s.exec(
+                select(func.count(), func.sum(Document.page_count), func.sum(Document.passage_count))
+                .where(Document.source_id == source.id, Document.status == "ready")).one()
+        return SourceSummary(source, int(files or 0), int(pages or 0), int(passages or 0))
+
+    def mark_deleting(self, source_id: int) -> bool:
+        """The first step of a delete: from now on no load adds to the source and no one lists it."""
+        with Session(self.engine) as s:
+            done = s.connection().execute(update(Source).where(col(Source.id) == source_id)
+                                          .values(deleting=True).returning(col(Source.id))).first()
+            s.commit()
+            return done is not None
+
+    def mark_deleting_if_abandoned(self, source_id: int) -> bool:
+        """Mark a never-ready source for deletion if nothing is loading into it (no document, no live load);
+        decided with its row locked, so a load registering at the same moment either wins or waits."""
+        with Session(self.engine) as s:
+            source = _lock(s, source_id)
+            if source is None or source.ready or source.deleting:
+                return False
+            has_docs = s.exec(select(exists().where(col(Document.source_id) == source_id))).one()
+            loads = s.exec(select(SourceLoad).where(SourceLoad.source_id == source_id)).all()
+            live = [load for load in loads if not _owner_gone(load.owner, load.started_at)]
+            if has_docs or live:
+                return False
+            source.deleting = True
+            s.add(source)
+            s.commit()
+            return True
+
+    def deleting(self) -> list[Source]:
+        """Sources whose delete was started and not finished (a crash, or a load that raced it)."""
+        with Session(self.engine) as s:
+            return list(s.exec(select(Source).where(Source.deleting == True)).all())  # noqa: E712
+
+    def remove_deleted(self, source_id: int) -> bool:
+        """The last step of a delete (its collection is gone): remove the rows unless a live load is still
+        registered in the source. Dead loads' registrations are cleared on the way."""
+        with Session(self.engine) as s:
+            source = _lock(s, source_id)
+            if source is None:
+                return True
+            assert source.deleting, "mark the source deleting and drop its collection first"
+            loads = s.exec(select(SourceLoad).where(SourceLoad.source_id == source_id)).all()
+            if any(not _owner_gone(load.owner, load.started_at) for load in loads):
+                return False
+            self._delete_rows(s, source_id)
+            s.commit()
+            return True
 
     def delete_source(self, source_id: int) -> None:
+        """Remove a source's rows at once (its collection must be gone already)."""
         with Session(self.engine) as s:
-            s.exec(delete(SourceBinding).where(col(SourceBinding.source_id) == source_id))
-            s.exec(delete(Document).where(col(Document.source_id) == source_id))
-            s.exec(delete(Source).where(col(Source.id) == source_id))
+            self._delete_rows(s, source_id)
             s.commit()
+
+    @staticmethod
+    def _delete_rows(s: Session, source_id: int) -> None:
+        s.exec(delete(SourceBinding).where(col(SourceBinding.source_id) == source_id))
+        s.exec(delete(Document).where(col(Document.source_id) == source_id))
+        s.exec(delete(SourceLoad).where(col(SourceLoad.source_id) == source_id))
+        s.exec(delete(Source).where(col(Source.id) == source_id))
 
     # documents ---------------------------------------------------------------------------------------
     def documents(self, source_id: int, status: str = "ready") -> list[Document]:
@@ -118,6 +216,9 @@ class Catalog:
                        ) -> Document:
         """Record a load in progress before any passage is written, so a crash can be cleaned up."""
         with Session(self.engine) as s:
+            source = _lock(s, source_id)
+            if source is None or source.deleting:
+                raise SourceDeleted("its source was deleted while it loaded; nothing was kept")
             doc = Document(source_id=source_id, file_name=name, content_hash=digest, size_bytes=size,
                            page_count=pages, passage_count=passages, status="loading", owner=owner_tag())
             s.add(doc)
@@ -131,14 +232,19 @@ class Catalog:
         Returns the ids of the retired documents, whose passages the caller then deletes.
         """
         with Session(self.engine) as s:
+            # The source's row first: two loads of one file commit one after the other, and the second one
+            # sees the first's ready document and retires it (else both could read "none ready" at once).
+            source = _lock(s, source_id)
             doc = s.get(Document, doc_id)
-            source = s.get(Source, source_id)
-            assert doc is not None and source is not None
+            if source is None or source.deleting or doc is None:
+                raise SourceDeleted("its source was deleted while it loaded; nothing was kept")
             older = s.exec(select(Document).where(Document.source_id == source_id, Document.status == "ready",
-                                                  Document.file_name == doc.file_name)).all()
+                                                  Document.file_name == doc.file_name,
+                                                  col(Document.id) != doc_id)).all()
             for old in older:
                 old.status = "replaced"
                 s.add(old)
+            s.flush()  # retired before this one is ready: one ready version per file (a unique index)
             doc.status = "ready"
             source.ready = True
             source.revision += 1
@@ -167,25 +273,18 @@ class Catalog:
         with Session(self.engine) as s:
             rows = s.exec(select(Document).where(col(Document.status).in_(["loading", "replaced"]))).all()
         me = owner_tag()
-        return [d for d in rows if d.status == "replaced" or (d.owner != me and _owner_gone(d))]
+        return [d for d in rows if d.status == "replaced" or (d.owner != me and _owner_gone(d.owner, d.created_at))]
 
-    def empty_unready_sources(self, emptied: set[int]) -> list[Source]:
-        """Sources whose first load never finished and that hold no document any more: those whose abandoned
-        documents were just removed (`emptied`), and any left for longer than STALE_AFTER.
-
-        A brand-new source also has no document while its first file is read and chunked, so an empty source
-        is not taken for abandoned on that alone.
-        """
+    def unready_sources(self) -> list[int]:
         with Session(self.engine) as s:
-            busy = select(Document.source_id).distinct()
-            empty = s.exec(select(Source).where(Source.ready == False,  # noqa: E712
-                                                col(Source.id).not_in(busy))).all()
-        now = utcnow()
-        return [src for src in empty if src.id in emptied or now - as_utc(src.created_at) > STALE_AFTER]
+            return [int(i) for i in s.exec(select(Source.id).where(Source.ready == False,  # noqa: E712
+                                                                   Source.deleting == False)).all()  # noqa: E712
+                    if i is not None]
 
 
-def _owner_gone(doc: Document) -> bool:
-    host, _, pid = doc.owner.rpartition(":")
+def _owner_gone(owner: str, since: datetime) -> bool:
+    """Whether the process `owner` (host:pid) is gone: asked of the OS on this host; on another, after a while."""
+    host, _, pid = owner.rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
         try:
             os.kill(int(pid), 0)
@@ -194,4 +293,4 @@ def _owner_gone(doc: Document) -> bool:
         except PermissionError:
             return False
         return False
-    return utcnow() - as_utc(doc.created_at) > STALE_AFTER
+    return utcnow() - as_utc(since) > STALE_AFTER

@@ -22,7 +22,11 @@ MIN_SIMILARITY = 0.2  # below this cosine a passage without a keyword match is n
 MODES = ("hybrid", "dense", "keyword")
 
 
+LITE_MODE = "Milvus Lite: exact vector search + BM25, in this process"
+
+
 @dataclass(frozen=True)
+
 class SearchTarget:
     """One collection to search: a source, or an agent's own archival memory."""
 
@@ -108,7 +112,7 @@ class Searcher:
         """Where and how searches run, for `membot sources show`."""
         if self.remote is not None:
             return self.remote.describe()
-        return "Milvus Lite: exact vector search + BM25, in this process"
+        return LITE_MODE
 
     def search(self, targets: Sequence[SearchTarget], query: str, k: int = 5, page: int = 1,
                mode: str = "hybrid") -> SearchPage:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from sqlmodel import Session, col, select
 
 from agent.archival.catalog import Catalog, SourceSummary
+from agent.archival.deletion import finish_delete, finish_pending
 from agent.archival.milvus_store import PassageStore
 from agent.archival.search import Searcher, SearchPage, SearchTarget
 from agent.db.models import Document, Source
@@ -32,18 +33,19 @@ class Sources:
         return self.catalog.summaries(scope)
 
     def show(self, scope: str, name: str) -> tuple[SourceSummary, list[Document]]:
-        source = self.catalog.get(scope, name)
-        return self.catalog.summary(source), self.catalog.documents(int(source.id or 0))
+        return self.catalog.detail(scope, name)
 
     def delete(self, scope: str, name: str) -> SourceSummary:
-        """Delete a source, its passages and every agent's binding to it."""
+        """Delete a source, its passages and every agent's binding to it: marked deleting in SQL first, then
+        the collection is dropped, then the rows go, so a crash at any point leaves the source or nothing (a
+        delete that stopped midway is finished here, or by the next load)."""
+        finish_pending(self.catalog, self.store, self.searcher.cache)
         source = self.catalog.get(scope, name)
         summary = self.catalog.summary(source)
-        # Passages first: a crash after this leaves a source that searches empty, never stray passages.
-        collection = self.store.source_collection(int(source.id or 0))
-        self.store.drop(collection)
-        self.searcher.cache.invalidate(collection)
-        self.catalog.delete_source(int(source.id or 0))
+        source_id = int(source.id or 0)
+        if not self.catalog.mark_deleting(source_id):
+            raise NotFound(self.catalog.unknown_source_message(scope, name))
+        finish_delete(self.catalog, self.store, source_id, self.searcher.cache)
         return summary
 
     def target(self, source: Source, ready: set[int] | None = None) -> SearchTarget:

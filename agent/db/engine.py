@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import event, inspect, text
+from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
-from sqlmodel import SQLModel, create_engine
+from sqlmodel import create_engine
 
-from agent.db import models  # noqa: F401  (registers the tables)
+from agent.db.schema import upgrade
 from agent.errors import ConfigError, StoreUnavailable
 from agent.redact import scrub
 
 
-def open_engine(url: str) -> Engine:
-    """Create the engine and the tables. Raises StoreUnavailable with the URL (no password) on failure."""
+def open_engine(url: str, migrate: bool = True) -> Engine:
+    """Create the engine and bring its schema to the newest version (see agent.db.schema). Raises
+    StoreUnavailable with the URL (no password) on failure."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -30,38 +31,15 @@ def open_engine(url: str) -> Engine:
     else:
         engine = create_engine(parsed, pool_pre_ping=True)
     try:
-        SQLModel.metadata.create_all(engine)
-        add_missing_columns(engine)
+        if migrate:
+            upgrade(engine)  # under the schema lock: any number of processes may start at once
+        else:
+            engine.connect().close()  # fail here, with the message below, when the server is unreachable
     except OperationalError as exc:
         shown = parsed.render_as_string(hide_password=True)
         why = scrub(str(exc.orig), [str(parsed.password or "")])  # a driver may quote the DSN back
         raise StoreUnavailable(f"Cannot open the database {shown}: {why}") from exc
     return engine
-
-
-def add_missing_columns(engine: Engine) -> None:
-    """Additive migrations: a column a newer membot added to a table is added to an older database."""
-    existing = inspect(engine)
-    with engine.begin() as conn:
-        for table in SQLModel.metadata.sorted_tables:
-            have = {c["name"] for c in existing.get_columns(table.name)}
-            for column in table.columns:
-                if column.name in have:
-                    continue
-                kind = column.type.compile(dialect=engine.dialect)
-                scalar = column.default is not None and column.default.is_scalar
-                default = getattr(column.default, "arg", None) if scalar else None
-                clause = f" DEFAULT {_literal(default)}" if default is not None else ""
-                not_null = " NOT NULL" if default is not None and not column.nullable else ""
-                conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{clause}{not_null}'))
-
-
-def _literal(value: object) -> str:
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]

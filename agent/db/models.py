@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -29,6 +29,7 @@ class Source(SQLModel, table=True):
     chunk_tokens: int
     revision: int = 0  # bumped on every change to its passages; search caches key on it
     ready: bool = False  # False until its first load finishes; hidden and cleaned up until then
+    deleting: bool = False  # set first by a delete; the collection goes next, the rows last (see Catalog)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -36,6 +37,9 @@ class Source(SQLModel, table=True):
 class Document(SQLModel, table=True):
     """One loaded file of a source. A PDF counts `page_count` documents, like the original."""
 
+    # One ready version of a file per source, whatever two loads of it do at once.
+    __table_args__ = (Index("uq_document_ready_file", "source_id", "file_name", unique=True,
+                            sqlite_where=text("status = 'ready'"), postgresql_where=text("status = 'ready'")),)
     id: int | None = Field(default=None, primary_key=True)
     source_id: int = Field(foreign_key="source.id", index=True)
     file_name: str = Field(max_length=1000)
@@ -105,3 +109,14 @@ class SourceBinding(SQLModel, table=True):
     agent_id: int = Field(foreign_key="agent.id", primary_key=True)
     source_id: int = Field(foreign_key="source.id", primary_key=True)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class SourceLoad(SQLModel, table=True):
+    """A load in progress (from before it reads its first file): a new source with no document yet is not
+    taken for abandoned while one is registered. No foreign key: a delete must never wait for a crashed load."""
+
+    __tablename__ = "source_load"
+    id: int | None = Field(default=None, primary_key=True)
+    source_id: int = Field(index=True)
+    owner: str = Field(max_length=200)  # host:pid
+    started_at: datetime = Field(default_factory=utcnow)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.archival.catalog import Catalog
+from agent.archival.catalog import Catalog, SourceDeleted
+from agent.archival.deletion import finish_delete, finish_pending
 from agent.archival.milvus_store import PassageRow, PassageStore, now_ms, passage_id
 from agent.db.models import Source
 from agent.embeddings.base import Embedder
@@ -97,10 +98,11 @@ class Loader:
              ) -> LoadReport:
         progress = progress or LoadProgress()
         self.recover()
-        source = self._source(scope, name)
+        source, load_id = self._open(scope, name)
         report = LoadReport(name)
         known = {d.content_hash for d in self.catalog.documents(int(source.id or 0))}
         try:
+            self._check(source)
             # The next file is read and parsed while this one embeds (agent/loading/pipeline.py).
             with ReadAhead(files, lambda f: self._prepare(f, known)) as ahead:
                 for file, prepared in ahead:
@@ -108,7 +110,8 @@ class Loader:
                     report.outcomes.append(outcome)
                     progress.file_finished(outcome)
         finally:
-            self._drop_if_never_ready(source)
+            self.catalog.end_load(load_id)
+            self._settle(int(source.id or 0))
         return report
 
     def recover(self) -> None:
@@ -123,13 +126,23 @@ class Loader:
             self.catalog.forget_documents([int(doc.id or 0)])
             emptied.add(doc.source_id)
             log.info("removed the passages of an interrupted or replaced load of %s", doc.file_name)
-        for source in self.catalog.empty_unready_sources(emptied):
-            self.store.drop(self.store.source_collection(int(source.id or 0)))
-            self.catalog.delete_source(int(source.id or 0))
+        finish_pending(self.catalog, self.store)
+        for source_id in self.catalog.unready_sources():
+            self._settle(source_id)
 
-    def _source(self, scope: str, name: str) -> Source:
+    def _open(self, scope: str, name: str) -> tuple[Source, int]:
+        """The source and this load's registration in it; a delete of that name left unfinished is finished."""
         model, dim = self.embedder.model, self.embedder.dim
-        source = self.catalog.get_or_create(scope, name, model, dim, self.chunk_tokens)
+        for _ in range(3):
+            source, load_id = self.catalog.open_for_load(scope, name, model, dim, self.chunk_tokens)
+            if load_id:
+                return source, load_id
+            finish_delete(self.catalog, self.store, int(source.id or 0))
+        raise SourceDeleted(f"source {name!r} is being deleted by another process; load it again in a moment")
+
+    def _check(self, source: Source) -> None:
+        model, dim = self.embedder.model, self.embedder.dim
+        name = source.name
         if (source.embedding_model, source.embedding_dim) != (model, dim):
             raise EmbeddingMismatch(
                 f"Source {name!r} holds passages embedded with {source.embedding_model} ({source.embedding_dim} "
@@ -139,14 +152,15 @@ class Loader:
         if not source.ready and not self.catalog.documents(int(source.id or 0), "loading"):
             # A new source starts from an empty collection, whatever an earlier crash left under its id.
             self.store.drop(self.store.source_collection(int(source.id or 0)))
-        return source
 
-    def _drop_if_never_ready(self, source: Source) -> None:
-        """A new source none of whose files loaded is removed, unless another load is still filling it."""
-        fresh = self.catalog.by_id(int(source.id or 0))
-        if fresh is not None and not fresh.ready and not self.catalog.documents(int(source.id or 0), "loading"):
-            self.store.drop(self.store.source_collection(int(source.id or 0)))
-            self.catalog.delete_source(int(source.id or 0))
+    def _settle(self, source_id: int) -> None:
+        """After a load: finish a delete that ran meanwhile; remove a new source none of whose files loaded,
+        unless another load is still filling it (decided in SQL with the source's row locked)."""
+        fresh = self.catalog.by_id(source_id)
+        if fresh is None:
+            return
+        if fresh.deleting or (not fresh.ready and self.catalog.mark_deleting_if_abandoned(source_id)):
+            finish_delete(self.catalog, self.store, source_id)
 
     def _load_one(self, source: Source, file: InputFile, prepared: Future[Prepared], progress: LoadProgress
                   ) -> FileOutcome:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
@@ -19,6 +20,7 @@ from apscheduler.schedulers.base import STATE_STOPPED, BaseScheduler
 from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy.engine import Engine
 
+from agent.db.schema import schema_lock
 from agent.schedule.jobs import FIRE
 
 
@@ -37,6 +39,11 @@ class JobSpec:
 
 
 class _JobStore(SQLAlchemyJobStore):
+    def start(self, scheduler: Any, alias: str) -> None:
+        # It creates its table if missing; two processes doing that at once on PostgreSQL fail one of them.
+        with schema_lock(self.engine):
+            super().start(scheduler, alias)
+
     def shutdown(self) -> None:
         """The engine is shared and closed by its owner; the base class would dispose of it here."""
 

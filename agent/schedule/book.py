@@ -40,6 +40,8 @@ class ScheduleLimits:
     grace: timedelta = timedelta(minutes=15)  # a firing this late (the bot was down) still runs, once
     default_zone: str = "UTC"
     max_text: int = 2000
+    lease: timedelta = timedelta(minutes=2)  # a firing's process renews it every pass; a dead one's runs out
+    max_attempts: int = 3  # turns tried for one firing (each retake is one) before the plain reminder is posted
 
 
 class ScheduleBook:

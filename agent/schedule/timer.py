@@ -39,16 +39,21 @@ class Outcome(Protocol):
 
 Fire = Callable[[int, datetime], Outcome]  # run one firing of a schedule (the schedule service)
 Reconcile = Callable[[str], None]  # mirror a platform's active schedules onto the job board
+Renew = Callable[[datetime], None]  # keep the leases of the firings this process works on
+Resume = Callable[[str, datetime], list[Any]]  # take over a platform's firings whose process died
 
 
 class Timer:
     def __init__(self, engine: Engine, board: JobBoard, platforms: Callable[[], set[str]], fire: Fire,
-                 reconcile: Reconcile, clock: Clock = system_clock, poll_seconds: float = 30.0) -> None:
+                 reconcile: Reconcile, clock: Clock = system_clock, poll_seconds: float = 30.0,
+                 renew: Renew | None = None, resume: Resume | None = None) -> None:
         self.engine = engine
         self.board = board
         self.platforms = platforms  # those this process can deliver to; it competes to lead only those
         self.fire = fire
         self.reconcile = reconcile
+        self.renew = renew
+        self.resume = resume
         self.clock = clock
         self.poll = poll_seconds
         self._locks: dict[str, Lock] = {}
@@ -116,6 +121,21 @@ class Timer:
                     outcomes.append(self._run(platform, job, now))
         return [o for o in outcomes if o is not None]
 
+    def resume_pending(self, now: datetime | None = None) -> list[Any]:
+        """Renew this process's firing leases; take over the expired ones of the platforms it leads."""
+        now = now or self.clock()
+        resumed: list[Any] = []
+        with self._pass:
+            if self.renew is not None:
+                self.renew(now)
+            resume = self.resume
+            for platform in sorted(self.leading) if resume is not None else []:
+                try:
+                    resumed += resume(platform, now)
+                except Exception:
+                    log.exception("could not take over the unfinished %s firings", platform)
+        return resumed
+
     def _run(self, platform: str, job: Job, now: datetime) -> Any:
         outcome = None
         next_at: datetime | None = now + timedelta(seconds=self.poll)  # try again later if the firing fails
@@ -145,6 +165,7 @@ class Timer:
                 self.elect()
                 self._next_elect = time.monotonic() + self.poll
             self.run_pending()
+            self.resume_pending()
             return self._wait()
         except Exception:
             log.exception("scheduler pass failed")
