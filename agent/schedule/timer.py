@@ -129,7 +129,9 @@ class Timer:
             if self.renew is not None:
                 self.renew(now)
             resume = self.resume
-            for platform in sorted(self.leading) if resume is not None else []:
+            for platform in sorted(self.leading):
+                if resume is None:
+                    break
                 try:
                     resumed += resume(platform, now)
                 except Exception:
