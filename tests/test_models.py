@@ -165,9 +165,9 @@ def test_each_servers_overflow_is_recognised(box: Container, fake: FakeOpenAI, m
 
 @pytest.mark.parametrize("mode", ["overflow-vllm", "overflow-llama-server", "overflow-lmstudio"])
 def test_a_window_setting_above_the_servers_window_is_named(box: Container, fake: FakeOpenAI, mode: str) -> None:
-    fake.mode, fake.window = mode, 1500
-    result = say(box, "Hello there. " * 400)  # this turn alone is too big for the server's window
-    assert result.failed and "Set MEMBOT_CONTEXT_WINDOW=1500" in result.notice
+    fake.mode, fake.window = mode, 3000
+    result = say(box, "Hello there. " * 1000)  # this turn alone is too big for the server's window
+    assert result.failed and "Set MEMBOT_CONTEXT_WINDOW=3000" in result.notice
     assert len(fake.chat_requests) <= 3
 
 
