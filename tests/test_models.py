@@ -165,9 +165,9 @@ def test_each_servers_overflow_is_recognised(box: Container, fake: FakeOpenAI, m
 
 @pytest.mark.parametrize("mode", ["overflow-vllm", "overflow-llama-server", "overflow-lmstudio"])
 def test_a_window_setting_above_the_servers_window_is_named(box: Container, fake: FakeOpenAI, mode: str) -> None:
-    fake.mode, fake.window = mode, 1500
-    result = say(box, "Hello there. " * 400)  # this turn alone is too big for the server's window
-    assert result.failed and "Set MEMBOT_CONTEXT_WINDOW=1500" in result.notice
+    fake.mode, fake.window = mode, 3000
+    result = say(box, "Hello there. " * 1000)  # this turn alone is too big for the server's window
+    assert result.failed and "Set MEMBOT_CONTEXT_WINDOW=3000" in result.notice
     assert len(fake.chat_requests) <= 3
 
 
@@ -229,3 +229,22 @@ def test_a_window_too_small_for_the_fixed_prompt_fails_at_start(home: Path, fake
     small = make_settings(home, OPENAI_BASE_URL=fake.base_url, MEMBOT_CONTEXT_WINDOW=2048)
     with Container(small) as c:
         assert c.runner.limits.budget.reply_reserve == 256 == small.reply_tokens
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_every_mode_ends_in_a_reply_or_one_notice(box: Container, fake: FakeOpenAI, mode: str) -> None:
+    """Three turns in each mode, with the fake's default answers (a send_message echo): never the step cap."""
+    fake.mode, fake.window = mode, 1500
+    for text in ("Hello there.", "Tell me more. " * 120, "Thanks!"):
+        before = len(fake.chat_requests)
+        result = say(box, text)
+        assert_clean(result, 2)
+        assert len(fake.chat_requests) - before <= 4  # at most: overflow, summary, retry, nudge
+        assert "please send it again" not in result.notice  # nothing here is worth a blind resend
+
+
+def test_the_default_tool_schemas_are_compact(box: Container) -> None:
+    from agent.context import count_tokens
+
+    assert count_tokens(json.dumps(box.runner.schemas)) <= 1000
+    assert box.runner.fixed_estimate() + 256 + 128 <= 2048  # the smallest window keeps room for a conversation
