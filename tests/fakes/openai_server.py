@@ -379,6 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _embeddings(self, body: JSON) -> None:
         fake = self.server.fake
+        fake._embedding_turnstile()
         inputs = body.get("input")
         if isinstance(inputs, str) or (isinstance(inputs, list) and inputs and isinstance(inputs[0], int)):
             inputs = [inputs]
@@ -522,6 +523,10 @@ class FakeOpenAI:
         self._ids = itertools.count(1)
         self._conns: set[socket.socket] = set()
         self._stopped = threading.Event()
+        self._embedding_gate = threading.Event()
+        self._embedding_gate.set()
+        self._embedding_passes = 0
+        self._embedding_waiting = 0
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.fake = self
         self.port: int = int(self._server.server_address[1])
@@ -541,6 +546,7 @@ class FakeOpenAI:
 
     def close(self) -> None:
         """Stop serving: wakes scripted delays, drops open connections, frees the port. Idempotent."""
+        self._embedding_gate.set()
         if self._stopped.is_set():
             return
         self._stopped.set()
@@ -556,6 +562,31 @@ class FakeOpenAI:
         self._thread.join(timeout=5)
 
     # ------------------------------------------------------------------------------------------- scripting
+
+    def hold_embeddings(self, after: int = 0) -> None:
+        """After `after` more embedding requests, the next ones wait (a load stays mid-way) until
+        `release_embeddings()`; `held` counts those waiting."""
+        with self._cond:
+            self._embedding_passes = after
+            self._embedding_gate.clear()
+
+    @property
+    def held(self) -> int:
+        with self._cond:
+            return self._embedding_waiting
+
+    def _embedding_turnstile(self) -> None:
+        with self._cond:
+            if self._embedding_gate.is_set() or self._embedding_passes > 0:
+                self._embedding_passes = max(0, self._embedding_passes - 1)
+                return
+            self._embedding_waiting += 1
+        self._embedding_gate.wait(120)
+        with self._cond:
+            self._embedding_waiting -= 1
+
+    def release_embeddings(self) -> None:
+        self._embedding_gate.set()
 
     def script(self, *replies: ReplyLike) -> FakeOpenAI:
         """Append replies to the FIFO queue; each chat-completions call pops one."""
