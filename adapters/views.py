@@ -28,13 +28,13 @@ def source_detail(summary: SourceSummary, documents: list[Document], search_mode
                f"{summary.passages} passages")
     click.echo(f"Embedding model: {src.embedding_model} ({src.embedding_dim} dimensions), "
                f"chunks of up to {src.chunk_tokens} tokens")
-    if search_mode:
-        click.echo(f"Search: {search_mode}")
     rows = [("file", "pages", "passages", "bytes", "sha256", "loaded")]
     for d in documents:
         rows.append((d.file_name, str(d.page_count), str(d.passage_count), str(d.size_bytes),
                      d.content_hash[:12], d.created_at.strftime("%Y-%m-%d %H:%M")))
     _table(rows)
+    if search_mode:
+        click.echo(f"Search: {search_mode}")
 
 
 def search_results(result: SearchPage) -> None:
