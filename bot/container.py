@@ -15,6 +15,7 @@ from agent.archival.catalog import Catalog
 from agent.archival.index import IndexCache
 from agent.archival.milvus_store import PassageStore
 from agent.archival.search import Searcher
+from agent.archival.snapshots import Snapshots
 from agent.archival.sources import Sources
 from agent.embeddings.base import Embedder
 from agent.llm import ChatModel
@@ -69,7 +70,8 @@ class Container(AbstractContextManager["Container"]):
 
     @cached_property
     def passages(self) -> PassageStore:
-        return PassageStore(self.settings.milvus_uri)
+        # Connected on first use: a search answered from snapshots never imports pymilvus or opens Milvus.
+        return PassageStore(self.settings.milvus_uri, connect=False)
 
     @property
     def embedder(self) -> Embedder:
@@ -79,7 +81,9 @@ class Container(AbstractContextManager["Container"]):
 
     @cached_property
     def searcher(self) -> Searcher:
-        return Searcher(IndexCache(self.passages, self.settings.search_cache_rows), lambda: self.embedder)
+        namespace = f"{self.settings.milvus_uri}\n{self.passages.prefix}"
+        snapshots = Snapshots(self.settings.home / "cache" / "search", namespace)
+        return Searcher(IndexCache(self.passages, self.settings.search_cache_rows, snapshots), lambda: self.embedder)
 
     @cached_property
     def sources(self) -> Sources:

@@ -88,7 +88,8 @@ class Searcher:
         if not query.strip():
             raise UserError("The search query is empty.")
         targets = list({t.collection: t for t in targets}.values())  # a source named twice is searched once
-        indexes = [self.cache.get(t.collection, (t.revision, t.generation), t.visible) for t in targets]
+        indexes = [self.cache.get(t.collection, (t.revision, t.generation), t.visible, persist=bool(t.generation))
+                   for t in targets]
         indexes, targets = _non_empty(indexes, targets)
         searched = sum(ix.size for ix in indexes)
         if not indexes:
