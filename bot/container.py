@@ -16,6 +16,7 @@ from agent.archival.index import IndexCache
 from agent.archival.milvus_store import PassageStore
 from agent.archival.search import Searcher
 from agent.archival.server_search import ServerSearch
+from agent.archival.snapshots import Snapshots
 from agent.archival.sources import Sources
 from agent.chat import ChatCore
 from agent.context import Budget
@@ -100,10 +101,9 @@ class Container(AbstractContextManager["Container"]):
 
     @cached_property
     def passages(self) -> PassageStore:
+        # Milvus Lite is opened on first use: a search answered from snapshots never imports pymilvus or opens it.
         private_home(self.settings.home)
-        store = PassageStore(self.settings.milvus_uri, self.settings.milvus_names)
-        private_home(self.settings.home)
-        return store
+        return PassageStore(self.settings.milvus_uri, self.settings.milvus_names, connect=False)
 
     @property
     def embedder(self) -> Embedder:
@@ -115,7 +115,9 @@ class Container(AbstractContextManager["Container"]):
     def searcher(self) -> Searcher:
         # The embedder is passed lazily: loading it takes seconds, and most searches of a command never embed.
         shared = self.passages.shared
-        return Searcher(IndexCache(self.passages, self.settings.search_cache_rows), lambda: self.embedder,
+        namespace = f"{self.settings.milvus_uri}\n{self.passages.prefix}"
+        snapshots = Snapshots(self.settings.home / "cache" / "search", namespace)
+        return Searcher(IndexCache(self.passages, self.settings.search_cache_rows, snapshots), lambda: self.embedder,
                         ServerSearch(shared) if shared is not None else None)
 
     @cached_property

@@ -18,7 +18,7 @@ from sqlmodel import Session, select
 
 from agent.archival.milvus_store import PassageStore
 from agent.archival.search import SearchPage
-from agent.db.models import Agent, SourceBinding
+from agent.db.models import Agent, Source, SourceBinding
 from agent.errors import NotFound, StoreUnavailable
 from agent.loading.inputs import InputFile
 from bot.container import Container
@@ -253,9 +253,17 @@ def test_milvus_lite_path_held_by_another_process(home, embedder) -> None:  # ty
         assert path in message
         assert "one process per path" in message
         assert "MEMBOT_MILVUS_URI=http://" in message
-        # The same through the container, as `membot search` would open it.
-        with Container(settings, embedder=embedder) as c, pytest.raises(StoreUnavailable, match="one process"):
-            c.sources.search("local", ["paper"], "anything")
+        # The same through the container, as `membot search` would open it for a source it has no snapshot of.
+        with Container(settings, embedder=embedder) as c:
+            source = c.catalog.get_or_create("local", "paper", embedder.model, embedder.dim, 254)
+            with Session(c.engine) as s:
+                row = s.get(Source, source.id)
+                assert row is not None
+                row.ready = True
+                s.add(row)
+                s.commit()
+            with pytest.raises(StoreUnavailable, match="one process"):
+                c.sources.search("local", ["paper"], "anything")
     finally:
         if holder.stdin:
             holder.stdin.close()

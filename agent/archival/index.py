@@ -16,6 +16,7 @@ import numpy as np
 
 from agent.archival.keyword import KeywordIndex
 from agent.archival.milvus_store import CollectionData, PassageStore
+from agent.archival.snapshots import Snapshots
 
 
 @dataclass
@@ -46,21 +47,24 @@ class CollectionIndex:
 class IndexCache:
     """Least-recently-used cache of CollectionIndex, bounded by the total number of rows held."""
 
-    def __init__(self, store: PassageStore, max_rows: int) -> None:
+    def __init__(self, store: PassageStore, max_rows: int, snapshots: Snapshots | None = None) -> None:
         self.store = store
         self.max_rows = max_rows
+        self.snapshots = snapshots
         self._items: OrderedDict[str, CollectionIndex] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, collection: str, revision: Hashable, visible: Set[int] | None) -> CollectionIndex:
+    def get(self, collection: str, revision: Hashable, visible: Set[int] | None, persist: bool = False
+            ) -> CollectionIndex:
         """The collection's rows of the `visible` documents, read again when its revision or `visible` changed
-        (a load that is still writing, or a retired file, has rows that are not visible)."""
+        (a load that is still writing, or a retired file, has rows that are not visible). persist: the revision
+        is unique for all time (it carries a generation), so a snapshot on disk may stand in for Milvus."""
         with self._lock:
             hit = self._items.get(collection)
             if hit is not None and hit.current(revision, visible):
                 self._items.move_to_end(collection)
                 return hit
-        index = CollectionIndex.build(revision, self.store.read_all(collection), visible)
+        index = CollectionIndex.build(revision, self._read(collection, revision, persist), visible)
         with self._lock:
             self._items[collection] = index
             self._items.move_to_end(collection)
@@ -71,6 +75,17 @@ class IndexCache:
     def invalidate(self, collection: str) -> None:
         with self._lock:
             self._items.pop(collection, None)
+        if self.snapshots is not None:
+            self.snapshots.forget(collection)
+
+    def _read(self, collection: str, revision: Hashable, persist: bool) -> CollectionData:
+        snapshots = self.snapshots if persist else None
+        data = snapshots.load(collection, revision) if snapshots else None
+        if data is None:
+            data = self.store.read_all(collection)
+            if snapshots:
+                snapshots.save(collection, revision, data)
+        return data
 
 
 def _subset(data: CollectionData, rows: np.ndarray) -> CollectionData:

@@ -88,20 +88,23 @@ def passage_id(document_id: int, chunk_index: int) -> int:
 class PassageStore:
     """Narrow interface over pymilvus: create, insert, delete by document, read all, drop."""
 
-    def __init__(self, uri: str, prefix: str = "membot") -> None:
-        from pymilvus import MilvusClient
-        from pymilvus.exceptions import MilvusException
-
+    def __init__(self, uri: str, prefix: str = "membot", connect: bool = True) -> None:
+        """connect=False defers connecting (and importing pymilvus, ~0.5 s) to the first call that needs Milvus,
+        so a search answered from index snapshots never opens it."""
         self.uri = uri
         self.prefix = prefix
         self._loaded: set[str] = set()
         self._lite_path = os.path.abspath(uri) if "://" not in uri else None
         self._closed = False
+        self._connection: Any = None
+        self._connect_lock = threading.Lock()
         self.shared: SharedCollections | None = None  # the server layout; None on Milvus Lite
-        if self._lite_path is None:
+        if self._lite_path is None:  # a server: its layout and features are read at start
+            from pymilvus.exceptions import MilvusException
+
+            client = self._connect()
             try:
-                self._client = MilvusClient(uri=uri)
-                self.shared = SharedCollections(self._client, prefix, detect_features(self._client))
+                self.shared = SharedCollections(client, prefix, detect_features(client))
             except MilvusException as exc:
                 raise StoreUnavailable(_open_failure(uri, exc)) from exc
             return
@@ -110,17 +113,41 @@ class PassageStore:
                 f"MEMBOT_MILVUS_URI={uri} is neither a Milvus Lite file ending in .db nor an http://HOST:PORT "
                 "server address."
             )
-        Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        with _LITE_GUARD:
-            if not _LITE_USERS.get(self._lite_path) and _lite_locked(self._lite_path):
-                raise StoreUnavailable(_lite_busy(uri))
-            try:
-                self._client = MilvusClient(uri=uri, grpc_options=LITE_GRPC_OPTIONS)
-            except MilvusException as exc:
-                if not _LITE_USERS.get(self._lite_path):
-                    _release_lite(self._lite_path)
-                raise StoreUnavailable(_open_failure(uri, exc)) from exc
-            _LITE_USERS[self._lite_path] = _LITE_USERS.get(self._lite_path, 0) + 1
+        if connect:
+            self._connect()
+
+    @property
+    def _client(self) -> Any:
+        return self._connection if self._connection is not None else self._connect()
+
+    def _connect(self) -> Any:
+        from pymilvus import MilvusClient
+        from pymilvus.exceptions import MilvusException
+
+        with self._connect_lock:
+            if self._connection is not None:
+                return self._connection
+            if self._closed:
+                raise StoreUnavailable("The passage store was closed.")
+            uri = self.uri
+            if self._lite_path is None:
+                try:
+                    self._connection = MilvusClient(uri=uri)
+                except MilvusException as exc:
+                    raise StoreUnavailable(_open_failure(uri, exc)) from exc
+                return self._connection
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            with _LITE_GUARD:
+                if not _LITE_USERS.get(self._lite_path) and _lite_locked(self._lite_path):
+                    raise StoreUnavailable(_lite_busy(uri))
+                try:
+                    self._connection = MilvusClient(uri=uri, grpc_options=LITE_GRPC_OPTIONS)
+                except MilvusException as exc:
+                    if not _LITE_USERS.get(self._lite_path):
+                        _release_lite(self._lite_path)
+                    raise StoreUnavailable(_open_failure(uri, exc)) from exc
+                _LITE_USERS[self._lite_path] = _LITE_USERS.get(self._lite_path, 0) + 1
+            return self._connection
 
     @property
     def client(self) -> Any:
@@ -241,11 +268,14 @@ class PassageStore:
     def close(self) -> None:
         """Close the client; for Milvus Lite, the last store of this process on a path also releases the path,
         so another process can open it."""
-        if self._closed:
+        with self._connect_lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._connection is None:  # never connected: nothing to close or release
             return
-        self._closed = True
         try:
-            self._client.close()
+            self._connection.close()
         except Exception:  # pragma: no cover - closing must not mask the real error
             log.debug("closing Milvus client failed", exc_info=True)
         if self._lite_path is not None:

@@ -125,7 +125,8 @@ class Searcher:
         targets = list({t.collection: t for t in targets}.values())  # a source named twice is searched once
         if self.remote is not None:
             return self._remote(self.remote, targets, query, k, page, mode)
-        indexes = [self.cache.get(t.collection, (t.revision, t.generation), t.visible) for t in targets]
+        indexes = [self.cache.get(t.collection, (t.revision, t.generation), t.visible, persist=bool(t.generation))
+                   for t in targets]
         indexes, targets = _non_empty(indexes, targets)
         searched = sum(ix.size for ix in indexes)
         if not indexes:

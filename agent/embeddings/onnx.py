@@ -71,6 +71,8 @@ class OnnxEmbedder:
                 options = ort.SessionOptions()
                 options.intra_op_num_threads = self._threads
                 options.inter_op_num_threads = 1
+                # Idle threads sleep instead of spinning: the bot shares its cores with Milvus, SQL and parsing.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 options.log_severity_level = 3  # warnings about unused initializers are noise to a user
                 self._session = ort.InferenceSession(str(self._graph), options, providers=["CPUExecutionProvider"])
