@@ -15,6 +15,7 @@ from sqlmodel import Session, col, delete, select
 
 from agent.db.models import Document, Source, SourceBinding, as_utc, utcnow
 from agent.errors import NotFound
+from agent.names import clean_name, lookup_form, same_name_sql
 
 STALE_AFTER = timedelta(hours=1)  # a loading row older than this on another host is an abandoned load
 
@@ -39,8 +40,13 @@ class Catalog:
 
     # sources -----------------------------------------------------------------------------------------
     def find(self, scope: str, name: str) -> Source | None:
+        """The source called `name` in any case ("Report" finds "report"), after the same normalization as
+        when it was created; an exact match wins in a database from before names were unique by case."""
+        name = lookup_form(name)
         with Session(self.engine) as s:
-            return s.exec(select(Source).where(Source.scope == scope, Source.name == name)).first()
+            rows: list[Source] = list(s.exec(select(Source).where(Source.scope == scope,
+                                                                  same_name_sql(Source.name, name))).all())
+        return next((r for r in rows if r.name == name), rows[0] if rows else None)
 
     def get(self, scope: str, name: str) -> Source:
         source = self.find(scope, name)
@@ -58,6 +64,8 @@ class Catalog:
         return f"No source named {name!r}: no sources are loaded yet (load one with `membot load`)."
 
     def get_or_create(self, scope: str, name: str, model: str, dim: int, chunk_tokens: int) -> Source:
+        name = clean_name(name)
+        scope = clean_name(scope, "scope")
         existing = self.find(scope, name)
         if existing is not None:
             return existing
@@ -69,7 +77,7 @@ class Catalog:
                 s.commit()
                 s.refresh(source)
                 return source
-        except IntegrityError:  # another load created it in the meantime (two uploads to one new name)
+        except IntegrityError:  # another load created it (or "Report" as "report") in the meantime
             existing = self.find(scope, name)
             if existing is None:
                 raise

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlmodel import SQLModel, create_engine
 
 from agent.db import models  # noqa: F401  (registers the tables)
+from agent.db.models import SOURCE_NAME_INDEX
 from agent.errors import ConfigError, StoreUnavailable
 from agent.redact import scrub
 from agent.schedule import model as schedule_model  # noqa: F401  (registers the schedule tables)
+
+log = logging.getLogger(__name__)
 
 
 def open_engine(url: str) -> Engine:
@@ -33,6 +37,7 @@ def open_engine(url: str) -> Engine:
     try:
         SQLModel.metadata.create_all(engine)
         add_missing_columns(engine)
+        add_missing_indexes(engine)
     except OperationalError as exc:
         shown = parsed.render_as_string(hide_password=True)
         why = scrub(str(exc.orig), [str(parsed.password or "")])  # a driver may quote the DSN back
@@ -55,6 +60,18 @@ def add_missing_columns(engine: Engine) -> None:
                 clause = f" DEFAULT {_literal(default)}" if default is not None else ""
                 not_null = " NOT NULL" if default is not None and not column.nullable else ""
                 conn.execute(text(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}{clause}{not_null}'))
+
+
+def add_missing_indexes(engine: Engine) -> None:
+    """Indexes a newer membot added to an existing table (create_all adds only whole tables). One that the
+    data contradicts (two sources an older membot let differ only by case) is skipped with a warning."""
+    try:  # IF NOT EXISTS, which SQLite and PostgreSQL both know: reflection skips expression indexes
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE UNIQUE INDEX IF NOT EXISTS {SOURCE_NAME_INDEX.name} ON source "
+                              "(scope, lower(name))"))
+    except IntegrityError:
+        log.warning("index %s was not created: rows violate it (sources whose names differ only by case); "
+                    "rename or delete one of each pair", SOURCE_NAME_INDEX.name)
 
 
 def _literal(value: object) -> str:

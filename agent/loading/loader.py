@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from agent.errors import EmbeddingMismatch, FileRejected
 from agent.loading.chunker import chunk_pages
 from agent.loading.inputs import InputFile
 from agent.loading.parser import InProcessParser, Parser
+from agent.names import FILE_NAME_LIMIT, clean_file_name, clean_name, display
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +82,10 @@ class Loader:
     def load(self, scope: str, name: str, files: Sequence[InputFile], progress: LoadProgress | None = None
              ) -> LoadReport:
         progress = progress or LoadProgress()
+        name = clean_name(name)  # before anything is written: a bad name is refused with its reason
         self.recover()
         source = self._source(scope, name)
-        report = LoadReport(name)
+        report = LoadReport(source.name)  # the existing source's spelling when the case differs
         try:
             for file in files:
                 outcome = self._load_one(source, file, progress)
@@ -130,12 +133,14 @@ class Loader:
             self.catalog.delete_source(int(source.id or 0))
 
     def _load_one(self, source: Source, file: InputFile, progress: LoadProgress) -> FileOutcome:
+        shown = display(file.name)[:FILE_NAME_LIMIT]
         try:
+            file = dataclasses.replace(file, name=clean_file_name(file.name))
             return self._load_file(source, file, progress)
         except FileRejected as exc:
-            return FileOutcome(file.name, "failed", reason=str(exc))
+            return FileOutcome(shown, "failed", reason=str(exc))
         except (MemoryError, OSError) as exc:
-            return FileOutcome(file.name, "failed", reason=f"{exc.__class__.__name__}: {exc}")
+            return FileOutcome(shown, "failed", reason=f"{exc.__class__.__name__}: {exc}")
 
     def _load_file(self, source: Source, file: InputFile, progress: LoadProgress) -> FileOutcome:
         data = self._read(file)
