@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 import click
 
-from agent import AgentSummary, Document, MemoryView, SearchPage, SourceSummary
+from agent import AgentSummary, Document, MemoryView, SearchPage, SourceSummary, display
 
 
 def sources_table(summaries: list[SourceSummary]) -> None:
@@ -24,7 +24,7 @@ def sources_table(summaries: list[SourceSummary]) -> None:
 
 def source_detail(summary: SourceSummary, documents: list[Document], search_mode: str = "") -> None:
     src = summary.source
-    click.echo(f"Source {src.name}: {summary.files} files, {summary.documents} documents, "
+    click.echo(f"Source {display(src.name)}: {summary.files} files, {summary.documents} documents, "
                f"{summary.passages} passages")
     click.echo(f"Embedding model: {src.embedding_model} ({src.embedding_dim} dimensions), "
                f"chunks of up to {src.chunk_tokens} tokens")
@@ -49,12 +49,13 @@ def search_results(result: SearchPage) -> None:
     click.echo(f"Showing {first}-{first + len(result.hits) - 1} of {result.total_text} results "
                f"(page {result.page}/{result.pages_text}) for {result.query!r}")
     for n, hit in enumerate(result.hits, start=first):
-        where = f"{hit.file_name}, page {hit.page}" if hit.page else hit.file_name
+        where = f"{display(hit.file_name)}, page {hit.page}" if hit.page else display(hit.file_name)
         click.echo(f"\n[{n}] score {hit.score:.3f}  {hit.label}: {where}")
         click.echo(textwrap.indent(textwrap.fill(" ".join(hit.text.split()), 100), "    "))
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> None:
+    rows = [tuple(display(cell) for cell in row) for row in rows]  # a newline in a name must not forge a row
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for n, row in enumerate(rows):
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

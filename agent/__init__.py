@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # for type checkers: the same names, resolved statically
     from agent.loading.readers import reader_for
     from agent.memory.archival import format_page
     from agent.memory.core import Speaker
+    from agent.names import display
     from agent.schedule.book import ScheduleBook
     from agent.schedule.commands import run_schedule_command
     from agent.schedule.delivery import Deliver, DeliveryError, Target
@@ -31,7 +32,7 @@ _WHERE = {
     "Channel": "agent.chat", "ChatCore": "agent.chat", "load_report_text": "agent.chat",
     "AgentService": "agent.service", "AgentSummary": "agent.service", "MemoryView": "agent.service",
     "Incoming": "agent.turns", "TurnEvent": "agent.turns", "TurnResult": "agent.turns",
-    "Speaker": "agent.memory.core", "format_page": "agent.memory.archival",
+    "Speaker": "agent.memory.core", "format_page": "agent.memory.archival", "display": "agent.names",
     # sources and files
     "Catalog": "agent.archival.catalog", "SourceSummary": "agent.archival.catalog",
     "SearchPage": "agent.archival.search", "Document": "agent.db.models",
@@ -49,7 +50,7 @@ _WHERE = {
 __all__ = [
     "AgentService", "AgentSummary", "Catalog", "Channel", "ChatCore", "Deliver", "DeliveryError", "Document",
     "FileRejected", "Incoming", "InputFile", "Ledger", "MemoryView", "NotFound", "ScheduleBook", "SearchPage",
-    "SourceSummary", "Speaker", "Target", "TurnEvent", "TurnResult", "UserError", "format_page",
+    "SourceSummary", "Speaker", "Target", "TurnEvent", "TurnResult", "UserError", "display", "format_page",
     "load_report_text", "reader_for", "run_schedule_command",
 ]
 

@@ -22,6 +22,7 @@ from agent.loop import TurnRunner
 from agent.memory import recall
 from agent.memory.archival import ArchivalMemory, attached_sources
 from agent.memory.core import PERSONA, CoreMemory
+from agent.names import clean_name
 from agent.presets import Presets
 from agent.turns import EventSink, Incoming, TurnResult
 
@@ -74,6 +75,7 @@ class AgentService:
 
     def open(self, scope: str, name: str, persona: str | None = None, human: str | None = None) -> Agent:
         """The agent called `name`, created with the persona and human presets on first use."""
+        name = clean_name(name, "agent name")
         existing = self.find(scope, name)
         if existing is not None:
             return existing

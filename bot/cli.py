@@ -179,11 +179,13 @@ def sources_migrate(from_prefix: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @scope_option
 def search(name: str, query: str, k: int, page: int, mode: str, as_json: bool, scope: str) -> None:
-    """Search source NAME (or several, comma-separated) for QUERY."""
+    """Search source NAME (or several, comma-separated; quote a name that holds a comma: '"a,b",c') for QUERY."""
     from adapters.views import search_results
+    from agent.names import split_names
 
-    names = [n.strip() for n in name.split(",") if n.strip()]
     with container() as c:
+        # A source whose whole name is NAME (commas and all) wins over splitting it.
+        names = [name] if c.catalog.find(scope, name) is not None else split_names(name)
         result = c.sources.search(scope, names, query, k=k, page=page, mode=mode)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, delete, select
 
 from agent.db.models import Document, Source, SourceBinding, SourceLoad, as_utc, utcnow
 from agent.errors import FileRejected, NotFound
+from agent.names import clean_name, lookup_form, same_name_sql
 
 STALE_AFTER = timedelta(hours=1)  # a loading row older than this on another host is an abandoned load
 
@@ -59,8 +60,13 @@ class Catalog:
 
     # sources -----------------------------------------------------------------------------------------
     def find(self, scope: str, name: str) -> Source | None:
+        """The source called `name` in any case ("Report" finds "report"), after the same normalization as
+        when it was created; an exact match wins in a database from before names were unique by case."""
+        name = lookup_form(name)
         with Session(self.engine) as s:
-            return s.exec(select(Source).where(Source.scope == scope, Source.name == name)).first()
+            rows: list[Source] = list(s.exec(select(Source).where(Source.scope == scope,
+                                                                  same_name_sql(Source.name, name))).all())
+        return next((r for r in rows if r.name == name), rows[0] if rows else None)
 
     def get(self, scope: str, name: str) -> Source:
         source = self.find(scope, name)
@@ -81,6 +87,8 @@ class Catalog:
         """The source to load into (created if new) and this load's registration in it, in one transaction with
         the source's row locked, so nothing can remove the source in between. A source being deleted is
         returned as it is (with deleting set, and load id 0): finish its delete, then call again."""
+        name = clean_name(name)
+        scope = clean_name(scope, "scope")
         for _ in range(5):
             if self.find(scope, name) is None:
                 try:  # created and registered in one transaction: no one sees it unregistered
@@ -93,7 +101,7 @@ class Catalog:
                         s.add(load)
                         s.commit()
                         return new, int(load.id or 0)
-                except IntegrityError:  # another load created it in the meantime (two uploads to one new name)
+                except IntegrityError:  # another load created it (or "Report" as "report") in the meantime
                     pass
             with Session(self.engine, expire_on_commit=False) as s:
                 found = self.find(scope, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from agent.archival.catalog import Catalog, SourceSummary
@@ -12,6 +13,7 @@ from agent.archival.milvus_store import PassageStore
 from agent.archival.search import Searcher, SearchPage, SearchTarget
 from agent.db.models import Document, Source
 from agent.errors import NotFound
+from agent.names import lookup_form, same_name_sql
 
 
 def source_target(store: PassageStore, source: Source, ready: set[int]) -> SearchTarget:
@@ -58,11 +60,11 @@ class Sources:
     def targets(self, scope: str, names: Sequence[str]) -> list[SearchTarget]:
         """Targets for several sources by name, in two SQL queries (one session) whatever their number: this runs
         on every search, where one session per source cost more than the search itself."""
-        wanted = list(dict.fromkeys(names))
+        wanted = list(dict.fromkeys(lookup_form(n) for n in names))
         with Session(self.catalog.engine) as s:
-            found = {src.name: src for src in s.exec(
-                select(Source).where(Source.scope == scope, col(Source.name).in_(wanted),
-                                     Source.ready == True))}  # noqa: E712
+            rows = list(s.exec(select(Source).where(Source.scope == scope, Source.ready == True,  # noqa: E712
+                                                    or_(*(same_name_sql(Source.name, n) for n in wanted)))))
+            found = {n: src for n in wanted if (src := _pick(rows, n)) is not None}
             missing = [n for n in wanted if n not in found]
             ids = [int(found[n].id or 0) for n in wanted if n in found]
             ready: dict[int, set[int]] = {i: set() for i in ids}
@@ -78,3 +80,9 @@ class Sources:
     def search(self, scope: str, names: Sequence[str], query: str, k: int = 5, page: int = 1,
                mode: str = "hybrid") -> SearchPage:
         return self.searcher.search(self.targets(scope, names), query, k=k, page=page, mode=mode)
+
+
+def _pick(rows: list[Source], name: str) -> Source | None:
+    """The row the database matched for `name`: the exact name first, then one equal but for case."""
+    exact = next((r for r in rows if r.name == name), None)
+    return exact or next((r for r in rows if r.name.lower() == name.lower()), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from sqlalchemy import event
@@ -12,6 +13,8 @@ from sqlmodel import create_engine
 from agent.db.schema import upgrade
 from agent.errors import ConfigError, StoreUnavailable
 from agent.redact import scrub
+
+log = logging.getLogger(__name__)
 
 
 def open_engine(url: str, migrate: bool = True) -> Engine:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import Column, Index, Text, UniqueConstraint, func, text
 from sqlmodel import Field, SQLModel
 
 
@@ -32,6 +32,11 @@ class Source(SQLModel, table=True):
     deleting: bool = False  # set first by a delete; the collection goes next, the rows last (see Catalog)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+# "Report" and "report" are one source: unique by lower(name) within a scope (SQLite's lower() folds only A-Z).
+SOURCE_NAME_INDEX = Index("uq_source_scope_lower_name", Source.__table__.c.scope,  # type: ignore[attr-defined]
+                          func.lower(Source.__table__.c.name), unique=True)  # type: ignore[attr-defined]
 
 
 class Document(SQLModel, table=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Sequence, Set
@@ -22,6 +23,7 @@ from agent.loading.chunker import Chunk, chunk_pages
 from agent.loading.inputs import InputFile
 from agent.loading.parser import InProcessParser, Parser
 from agent.loading.pipeline import ReadAhead, embed_and_store
+from agent.names import FILE_NAME_LIMIT, clean_file_name, clean_name, display
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +99,10 @@ class Loader:
     def load(self, scope: str, name: str, files: Sequence[InputFile], progress: LoadProgress | None = None
              ) -> LoadReport:
         progress = progress or LoadProgress()
+        name = clean_name(name)  # before anything is written: a bad name is refused with its reason
         self.recover()
         source, load_id = self._open(scope, name)
-        report = LoadReport(name)
+        report = LoadReport(source.name)  # the existing source's spelling when the case differs
         known = {d.content_hash for d in self.catalog.documents(int(source.id or 0))}
         try:
             self._check(source)
@@ -164,12 +167,14 @@ class Loader:
 
     def _load_one(self, source: Source, file: InputFile, prepared: Future[Prepared], progress: LoadProgress
                   ) -> FileOutcome:
+        shown = display(file.name)[:FILE_NAME_LIMIT]
         try:
+            file = dataclasses.replace(file, name=clean_file_name(file.name))
             return self._load_file(source, file, prepared.result(), progress)
         except FileRejected as exc:
-            return FileOutcome(file.name, "failed", reason=str(exc))
+            return FileOutcome(shown, "failed", reason=str(exc))
         except (MemoryError, OSError) as exc:
-            return FileOutcome(file.name, "failed", reason=f"{exc.__class__.__name__}: {exc}")
+            return FileOutcome(shown, "failed", reason=f"{exc.__class__.__name__}: {exc}")
 
     def _prepare(self, file: InputFile, known: Set[str]) -> Prepared:
         """Read, hash and parse a file (on the read-ahead thread); a file whose content is known is not parsed."""
