@@ -32,7 +32,6 @@ class ToolCall:
 class Completion:
     content: str
     tool_calls: list[ToolCall] = field(default_factory=list)
-    prompt_tokens: int = 0
 
 
 class ChatModel(Protocol):
@@ -77,8 +76,7 @@ class OpenAIChat:
         message = response.choices[0].message
         calls = [ToolCall(c.id, c.function.name, c.function.arguments or "{}")
                  for c in (message.tool_calls or []) if getattr(c, "function", None) is not None]
-        usage = response.usage.prompt_tokens if response.usage else 0
-        return Completion(message.content or "", calls, usage)
+        return Completion(message.content or "", calls)
 
 
 def _overflow(exc: Exception) -> bool:

@@ -99,7 +99,6 @@ READERS: dict[str, Reader] = {
     ".html": read_html,
     ".htm": read_html,
 }
-DEFAULT_EXTENSIONS = (".txt", ".md", ".pdf")
 
 
 def reader_for(name: str) -> Reader:
