@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from adapters.discord.bot import MembotBot
-from adapters.discord.format import MESSAGE_LIMIT, defuse, pieces, thread_name
+from adapters.discord.format import MESSAGE_LIMIT, pieces, thread_name
 from adapters.discord.uploads import DM_UPLOADS
 from agent.errors import ConfigError
 from bot.container import Container
@@ -507,10 +507,10 @@ async def test_a_rejected_token_is_a_one_line_error(world: World) -> None:
 
 
 # formatting ------------------------------------------------------------------------------------------------
-def test_defuse_and_thread_names() -> None:
-    assert defuse("@everyone, @here and <@!123456789012345678>") == (
-        "@\u200beveryone, @\u200bhere and <@\u200b!123456789012345678>")
-    assert defuse("mail me at a@example.com") == "mail me at a@example.com"
+def test_defused_mentions_and_thread_names() -> None:
+    assert pieces("@everyone, @here and <@!123456789012345678>") == [
+        "@\u200beveryone, @\u200bhere and <@\u200b!123456789012345678>"]
+    assert pieces("mail me at a@example.com") == ["mail me at a@example.com"]
     assert thread_name("  What is   MemGPT?\nmore", "fallback") == "What is MemGPT?"
     assert thread_name("", "Alice and me") == "Alice and me"
     long = thread_name("x" * 300, "f")

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import discord
+from cachetools import LRUCache
 from discord import app_commands
 from discord.ext import commands
 
@@ -14,7 +15,7 @@ from adapters.discord.commands import register_commands
 from adapters.discord.conversation import Conversations
 from adapters.discord.format import NO_PINGS
 from adapters.discord.replies import error_text
-from adapters.discord.tracking import Inflight, Recent
+from adapters.discord.tracking import Inflight
 from agent import ChatCore
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class MembotBot(commands.Bot):
         self.sync_global = sync_global
         self.drain_timeout = drain_timeout
         self.inflight = Inflight()
-        self.seen = Recent()
+        self.seen: LRUCache[int, bool] = LRUCache(4096)  # message ids handled: a replay is answered once
         register_commands(self.tree, core, self.inflight)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
 
@@ -55,8 +56,9 @@ class MembotBot(commands.Bot):
 
     async def on_message(self, message: discord.Message) -> None:
         # Other bots (and this one) are never answered; a replayed event is answered once.
-        if message.author.bot or not self.seen.add(message.id):
+        if message.author.bot or message.id in self.seen:
             return
+        self.seen[message.id] = True  # one event loop: nothing runs between the check and this
         async with self.inflight:
             await self.conversations.handle(message)
 

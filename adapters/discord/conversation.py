@@ -7,10 +7,10 @@ import asyncio
 import logging
 
 import discord
+from cachetools import LRUCache
 
 from adapters.discord.format import thread_name
 from adapters.discord.replies import error_text, send_text
-from adapters.discord.tracking import Recent
 from adapters.discord.uploads import DM_UPLOADS, load_attachments
 from adapters.discord.where import channel_for, mentions_bot, prompt_text, speaker_for
 from agent import Channel, ChatCore
@@ -25,7 +25,8 @@ class Conversations:
         self.client = client
         self.core = core
         self.max_file_bytes = max_file_bytes
-        self.answered = Recent(50_000)  # threads this bot has answered in: followed without a new mention
+        # threads this bot has answered in: followed without a new mention
+        self.answered: LRUCache[int, bool] = LRUCache(50_000)
 
     async def handle(self, message: discord.Message) -> None:
         me = self.client.user
@@ -42,7 +43,7 @@ class Conversations:
             target = await self._open_thread(message, text)
             thread = str(target.id) if isinstance(target, discord.Thread) else ""
         if isinstance(target, discord.Thread):
-            self.answered.add(target.id)
+            self.answered[target.id] = True
         try:
             await self._answer(message, channel, thread, text, target)
         except Exception as exc:
@@ -91,7 +92,7 @@ class Conversations:
             return True
         channel, thread = channel_for(place, guild_id, 0)
         if await asyncio.to_thread(self.core.knows_thread, channel, thread):
-            self.answered.add(place.id)
+            self.answered[place.id] = True
             return True
         return False
 

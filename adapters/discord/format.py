@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 import discord
 
 from adapters.text import split_message
@@ -12,18 +10,13 @@ MESSAGE_LIMIT = 2000
 THREAD_NAME_LIMIT = 100
 NO_PINGS = discord.AllowedMentions.none()
 
-# @everyone, @here, and <@id> / <@!id> / <@&id> mentions: a zero-width space after "@" stops them rendering
-# as mentions even if a client ignored allowed_mentions.
-_MENTION = re.compile(r"@(everyone|here|[!&]?[0-9]{15,21}>)")
-
-
-def defuse(text: str) -> str:
-    return _MENTION.sub("@\u200b\\1", text)
-
 
 def pieces(text: str) -> list[str]:
-    """A reply as Discord messages, in order: mentions defused, split without breaking code blocks."""
-    return split_message(defuse(text), MESSAGE_LIMIT)
+    """A reply as Discord messages, in order: mentions defused, split without breaking code blocks.
+
+    escape_mentions puts a zero-width space after the "@" of @everyone, @here and <@id>, <@!id>, <@&id>, so they
+    do not render as mentions even where a client ignored allowed_mentions."""
+    return split_message(discord.utils.escape_mentions(text), MESSAGE_LIMIT)
 
 
 def thread_name(text: str, fallback: str) -> str:

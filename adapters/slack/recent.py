@@ -1,19 +1,23 @@
-"""A small bounded memory of recent keys: Slack event ids, (channel, ts) pairs, file ids, thread membership."""
+"""A small bounded memory of recent keys: Slack event ids, (channel, ts) pairs, file ids, thread membership.
+
+cachetools keeps the bound (least recently used out first); it is not thread-safe, and Slack's lanes are
+threads, so one lock makes each call, and `first`'s check-and-add, atomic.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Generic, TypeVar
+
+from cachetools import LRUCache
 
 V = TypeVar("V")
 
 
 class Recent(Generic[V]):
     def __init__(self, size: int = 20_000) -> None:
-        self.size = size
-        self._items: OrderedDict[Hashable, V] = OrderedDict()
+        self._items: LRUCache[Hashable, V] = LRUCache(size)
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> V | None:
@@ -23,9 +27,6 @@ class Recent(Generic[V]):
     def put(self, key: Hashable, value: V) -> None:
         with self._lock:
             self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
 
     def first(self, key: Hashable, value: V) -> bool:
         """Record `key`; True if it was not already there (the first delivery of an event)."""
@@ -33,6 +34,4 @@ class Recent(Generic[V]):
             if key in self._items:
                 return False
             self._items[key] = value
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
             return True

@@ -80,7 +80,3 @@ def bm25_scores(indexes: Sequence[KeywordIndex], query: str) -> list[np.ndarray]
             if hit is not None:
                 scores[hit[0]] += idf * hit[1]
     return out
-
-
-def has_terms(query: str) -> bool:
-    return bool(terms(query))

@@ -244,7 +244,6 @@ READERS: dict[str, Reader] = {
     ".html": read_html,
     ".htm": read_html,
 }
-DEFAULT_EXTENSIONS = (".txt", ".md", ".pdf")
 ISOLATED = frozenset({".pdf", ".docx", ".html", ".htm"})  # parsers whose time and memory only a process bounds
 
 

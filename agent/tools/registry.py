@@ -12,7 +12,7 @@ import json
 import re
 import types
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,10 +81,6 @@ def heartbeat_requested(arguments: dict[str, Any]) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("true", "1", "yes")
     return bool(value)
-
-
-def by_name(tools: Iterable[Tool]) -> dict[str, Tool]:
-    return {t.name: t for t in tools}
 
 
 def _json_type(hint: Any) -> tuple[str, bool]:
