@@ -14,7 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlmodel import Session, col, update
 
+from agent.db.models import Source
 from agent.embeddings.models import DEFAULT_MODEL, MINILM_TOKENIZER, TORCH_MODEL, local_embedder
 from agent.errors import ConfigError, EmbeddingMismatch
 from agent.loading.inputs import InputFile
@@ -98,7 +100,10 @@ def test_the_torch_model_without_the_extra_says_how_to_install_it(monkeypatch: p
 
 def test_a_source_embedded_with_torch_is_not_searched_with_onnx(home: Path, embedder) -> None:
     with Container(make_settings(home), embedder=embedder) as c:
-        c.catalog.get_or_create("local", "old", TORCH_MODEL, 384, 254)  # as sources loaded before ONNX were
+        old = c.catalog.get_or_create("local", "old", TORCH_MODEL, 384, 254)  # as sources loaded before ONNX were
+        with Session(c.engine) as s:  # they hold passages: ready, never retired as an abandoned first load
+            s.exec(update(Source).where(col(Source.id) == old.id).values(ready=True))
+            s.commit()
         with pytest.raises(EmbeddingMismatch) as err:
             c.loader.load("local", "old", [text_file("new.txt", "Some more text.")])
         message = str(err.value)

@@ -23,7 +23,7 @@ from tests.test_bad_files import assert_only, good_files
 
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 LIMITS = {"MEMBOT_MAX_EXPANDED_MB": "12", "MEMBOT_MAX_TEXT_CHARS": "200000", "MEMBOT_MAX_PAGES": "40",
-          "MEMBOT_PARSE_SECONDS": "8", "MEMBOT_PARSE_MEMORY_MB": "300", "MEMBOT_MAX_FILE_MB": "60"}
+          "MEMBOT_PARSE_SECONDS": "3", "MEMBOT_PARSE_MEMORY_MB": "300", "MEMBOT_MAX_FILE_MB": "60"}
 
 
 def docx(body_xml: bytes) -> bytes:
@@ -105,7 +105,7 @@ HOSTILE = [
     ("bomb.docx", empty_paragraph_bomb, "decompresses to more than 12 MB"),
     ("wordy.docx", lambda: docx(paragraph("lorem ipsum dolor " * 100) * 150), "more than 200,000 characters"),
     ("inflating.pdf", inflating_pdf, "the content of its pages decompresses to more than 12 MB"),
-    ("slow.pdf", slow_pdf, "reading it took longer than 8 s"),
+    ("slow.pdf", slow_pdf, "reading it took longer than 3 s"),
     ("many-pages.pdf", lambda: pdf_with_contents([b""] * 41), "it has 41 pages (the limit is 40"),
     ("password-aes.pdf", lambda: encrypted("s3cret", "AES-256"), "encrypted PDF: it needs a password"),
     ("password-aes128.pdf", lambda: encrypted("s3cret", "AES-128"), "encrypted PDF: it needs a password"),
@@ -145,7 +145,8 @@ def test_hostile_files_get_their_reasons_and_the_rest_load(limited: Container) -
     assert_only(limited, "hostile", loaded)
     [hit] = limited.sources.search("local", ["hostile"], "FERRY-LOCK-7", k=1, mode="keyword").hits
     assert hit.file_name == "owner-locked-aes.pdf"
-    # Generous bounds: the slow PDF is cut at 8 s; nothing else should take long or grow this process much.
+    # Generous bounds: the slow PDF is cut at 3 s (pypdf needs about 6 s for it on an idle core); nothing else
+    # should take long or grow this process much.
     assert elapsed < 90, elapsed
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - own_before) / 1024
     assert grown_mb < 300, grown_mb

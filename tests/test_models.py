@@ -208,7 +208,7 @@ def test_a_summary_that_echoes_its_instructions_is_replaced(home: Path, embedder
     ({"MEMBOT_CONTEXT_WINDOW": "1024"}, "MEMBOT_CONTEXT_WINDOW must be at least 2048 tokens, got 1024"),
     ({"MEMBOT_MAX_TOKENS": "5000"}, "MEMBOT_MAX_TOKENS must be between 1 and half of MEMBOT_CONTEXT_WINDOW (4096)"),
     ({"MEMBOT_REPLY_MODE": "loose"}, "MEMBOT_REPLY_MODE must be one of auto, strict, got 'loose'"),
-    ({"MEMBOT_LLM_STREAM": "yes"}, "MEMBOT_LLM_STREAM must be on or off, got 'yes'"),
+    ({"MEMBOT_LLM_STREAM": "yes"}, "MEMBOT_LLM_STREAM must be one of on, off, got 'yes'"),
 ])
 def test_model_settings_are_checked(home: Path, env: dict[str, str], message: str) -> None:
     from agent.errors import ConfigError

@@ -54,7 +54,9 @@ def put_document(catalog: Catalog, store: PassageStore, source_id: int, file_nam
     doc = catalog.begin_document(source_id, file_name, digest, sum(len(t) for t in texts), 1, len(texts))
     doc_id = int(doc.id or 0)
     collection = store.source_collection(source_id)
-    store.ensure(collection, vectors.shape[1], "all-MiniLM-L6-v2")
+    source = catalog.by_id(source_id)
+    assert source is not None
+    store.ensure(collection, vectors.shape[1], source.embedding_model)  # the server keys collections by model
     stamp = now_ms()
     rows = [PassageRow(passage_id(doc_id, i), v, t, doc_id, file_name, 0, i, stamp, source_id=source_id)
             for i, (t, v) in enumerate(zip(texts, vectors))]

@@ -13,6 +13,7 @@ from agent.archival.index import IndexCache
 from agent.archival.search import Searcher, SearchTarget
 from agent.archival.server_search import CANDIDATES, ServerSearch
 from agent.embeddings.base import normalise
+from agent.embeddings.models import DEFAULT_MODEL
 from agent.errors import UserError
 from agent.loading.inputs import InputFile
 from bot.container import Container
@@ -42,7 +43,7 @@ def server(home: Path, milvus_standalone: str, embedder) -> Iterator[Container]:
 
 
 def server_searcher(c: Container, query: np.ndarray) -> tuple[Searcher, FixedEmbedder]:
-    fixed = FixedEmbedder("all-MiniLM-L6-v2", 384, query)
+    fixed = FixedEmbedder(DEFAULT_MODEL, 384, query)
     assert c.passages.shared is not None
     return Searcher(IndexCache(c.passages, 1000), lambda: fixed, ServerSearch(c.passages.shared)), fixed
 

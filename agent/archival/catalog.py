@@ -116,6 +116,14 @@ class Catalog:
                 return source, int(load.id or 0)
         raise RuntimeError(f"source {name!r} kept disappearing while a load opened it")
 
+    def get_or_create(self, scope: str, name: str, model: str, dim: int, chunk_tokens: int) -> Source:
+        """The source called `name`, created if new (for callers that write passages themselves, such as
+        benchmarks and tests); a load uses open_for_load, which also registers the load."""
+        source, load_id = self.open_for_load(scope, name, model, dim, chunk_tokens)
+        if load_id:
+            self.end_load(load_id)
+        return source
+
     def end_load(self, load_id: int) -> None:
         with Session(self.engine) as s:
             s.exec(delete(SourceLoad).where(col(SourceLoad.id) == load_id))
