@@ -36,7 +36,7 @@ def test_display_removes_controls_and_bidi_overrides() -> None:
 
 
 def test_a_newline_in_a_file_name_forges_no_line(container: Container, capsys: pytest.CaptureFixture[str]) -> None:
-    from bot.views import source_detail
+    from adapters.views import source_detail
 
     forged = "notes.txt\nFORGED.txt      99  999  1  deadbeef  2020-01-01 00:00"
     report = container.loader.load("local", "forgery", [InputFile.from_bytes(forged + ".txt", TEXT)])
