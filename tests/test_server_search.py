@@ -188,6 +188,8 @@ def test_sources_show_and_migrate_from_the_old_layout(home: Path, milvus_standal
     client.insert(legacy, [{"id": 7_000_000 + i, "vector": vector, "text": f"old passage OLD-{i}", "source_id": 1,
                             "agent_id": 0, "document_id": 1, "page": 0, "chunk_index": i, "inserted_at": 0,
                             "file_name": "note.txt"} for i in range(30)])
+    hinted = run_cli(home, "sources", "show", "notes", env=env)
+    assert "1 collection(s) of the old one-per-source layout" in hinted.stdout, hinted.stdout
     moved = run_cli(home, "sources", "migrate", env=env)
     assert moved.returncode == 0, moved.stderr
     assert "membot_src_1 -> " in moved.stdout and "30 passages" in moved.stdout, moved.stdout

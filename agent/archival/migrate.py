@@ -8,7 +8,6 @@ copy deletes the ids first, so nothing is duplicated).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from agent.archival.milvus_store import FETCH_BATCH, PassageStore
+from agent.archival.server_layout import legacy_pattern
 from agent.db.models import Agent, Source
 from agent.errors import UserError
 
@@ -33,12 +33,13 @@ class Moved:
 
 def legacy_collections(store: PassageStore, legacy_prefix: str) -> list[tuple[str, str, int]]:
     """(name, kind, id) of every old-layout collection: kind is `src` or `agent`."""
-    pattern = re.compile(rf"^{re.escape(legacy_prefix)}_(src|agent)_(\d+)$")
+    assert store.shared is not None
+    pattern = legacy_pattern(legacy_prefix)
     found = []
-    for name in sorted(store.client.list_collections()):
+    for name in store.shared.legacy(legacy_prefix):
         m = pattern.match(name)
-        if m:
-            found.append((name, m.group(1), int(m.group(2))))
+        assert m is not None
+        found.append((name, m.group(1), int(m.group(2))))
     return found
 
 

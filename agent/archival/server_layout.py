@@ -57,6 +57,11 @@ def _supports_bm25(version: str) -> bool:
     return (int(numbers[0]), int(numbers[1])) >= (2, 5)
 
 
+def legacy_pattern(prefix: str = "membot") -> re.Pattern[str]:
+    """Collection names of the old server layout: one per source and one per agent."""
+    return re.compile(rf"^{re.escape(prefix)}_(src|agent)_(\d+)$")
+
+
 def physical_name(prefix: str, model: str, dim: int) -> str:
     """The shared collection of one embedding model and dimension: Milvus names allow [A-Za-z0-9_] only, so the
     model's name is folded and a short hash of it keeps two models that fold alike apart."""
@@ -84,6 +89,11 @@ class SharedCollections:
     # physical collections ----------------------------------------------------------------------------
     def physical(self, model: str, dim: int) -> str:
         return physical_name(self.prefix, model, dim)
+
+    def legacy(self, prefix: str = "membot") -> list[str]:
+        """Old-layout collections on this server (`membot sources migrate` moves them)."""
+        pattern = legacy_pattern(prefix)
+        return sorted(n for n in self.client.list_collections() if pattern.match(n))
 
     def all_physical(self) -> list[str]:
         start = f"{self.prefix}_passages_"

@@ -64,7 +64,11 @@ class ServerSearch:
         self.shared = shared
 
     def describe(self) -> str:
-        return self.shared.features.mode
+        old = self.shared.legacy()
+        if not old:
+            return self.shared.features.mode
+        return (f"{self.shared.features.mode}; {len(old)} collection(s) of the old one-per-source layout are not "
+                "searched until `membot sources migrate` moves them")
 
     def search(self, targets: Sequence[SearchTarget], query: str, k: int, page: int, mode: str,
                vector: np.ndarray | None) -> SearchPage:
