@@ -16,6 +16,7 @@ from agent.archival.catalog import Catalog
 from agent.archival.milvus_store import PassageStore
 from agent.archival.search import Searcher, SearchPage
 from agent.db.models import Agent, Block, Message, Source, SourceBinding
+from agent.db.upsert import insert_ignore
 from agent.embeddings.base import Embedder
 from agent.errors import NotFound, UserError
 from agent.loop import TurnRunner
@@ -83,10 +84,12 @@ class AgentService:
         human_name = human or self.default_human
         persona_text = self.presets.get("personas", persona_name)
         self.presets.get("humans", human_name)  # fail early on an unknown preset
+        # insert-or-get: the unique key on (scope, name) decides who was first, so a mention and /memory
+        # arriving together in a new channel (in two threads or two processes) both get the one agent.
+        fresh = Agent(scope=scope, name=name, persona_preset=persona_name, human_preset=human_name)
         with Session(self.engine) as s:
-            agent = Agent(scope=scope, name=name, persona_preset=persona_name, human_preset=human_name)
-            s.add(agent)
-            s.flush()
+            insert_ignore(s.connection(), Agent.__table__, fresh.model_dump(exclude={"id"}))  # type: ignore[attr-defined]
+            agent = s.exec(select(Agent).where(Agent.scope == scope, Agent.name == name)).one()
             CoreMemory(s, int(agent.id or 0)).ensure(PERSONA, persona_text)
             s.commit()
             s.refresh(agent)

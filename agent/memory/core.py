@@ -8,6 +8,7 @@ from xml.sax.saxutils import escape, quoteattr
 from sqlmodel import Session, select
 
 from agent.db.models import Block
+from agent.db.upsert import insert_ignore
 from agent.errors import ToolFailure
 
 PERSONA = "persona"
@@ -39,12 +40,17 @@ class CoreMemory:
         return self.session.exec(select(Block).where(Block.agent_id == self.agent_id, Block.label == label)).first()
 
     def ensure(self, label: str, value: str = "", title: str = "", limit: int = 2000) -> Block:
+        """The block called `label`, inserted with `value` unless it exists: insert-or-get, so two turns (or
+        processes) meeting a new person at once both get the one block."""
         block = self.get(label)
         if block is None:
-            block = Block(agent_id=self.agent_id, label=label, value=value[:limit], title=title, limit=limit)
-            self.session.add(block)
             self.session.flush()
-        elif title and block.title != title:
+            fresh = Block(agent_id=self.agent_id, label=label, value=value[:limit], title=title, limit=limit)
+            insert_ignore(self.session.connection(), Block.__table__,  # type: ignore[attr-defined]
+                          fresh.model_dump(exclude={"id"}))
+            block = self.get(label)
+            assert block is not None
+        if title and block.title != title:
             block.title = title
             self.session.add(block)
         return block
