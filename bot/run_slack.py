@@ -49,6 +49,16 @@ def check_token(client: WebClient) -> dict[str, Any]:
                           "again from the app's OAuth & Permissions page, and reinstall the app.") from exc
 
 
+def check_app_token(client: WebClient, app_token: str) -> None:
+    """Socket Mode's token, checked before connecting: the SDK would log and raise a traceback instead."""
+    try:
+        client.apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        raise ConfigError(f"Slack rejected SLACK_APP_TOKEN ({exc.response.get('error')}): create an app-level "
+                          "token with the connections:write scope on the app's Basic Information page, and make "
+                          "sure Socket Mode is enabled.") from exc
+
+
 class RunningSlack:
     """A started Slack adapter; `url` is the events URL in HTTP mode."""
 
@@ -73,6 +83,8 @@ def start_slack(container: Container, config: SlackConfig | None = None) -> Runn
     config = config or slack_config(container.settings)
     client = make_client(config)
     me = check_token(client)
+    if config.mode == "socket":
+        check_app_token(client, config.app_token)
     bot = SlackBot(container.chat, int(container.settings.max_file_mb * 1_000_000), container.ledger,
                    file_origins=[h.strip() for h in container.settings.slack_file_hosts.split(",") if h.strip()])
     app = build_app(bot, client, config.signing_secret)

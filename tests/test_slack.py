@@ -605,10 +605,10 @@ def test_manifest_matches_the_app() -> None:
     manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "manifest.yml").read_text())
     assert tuple(c["command"] for c in manifest["features"]["slash_commands"]) == COMMANDS
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
-        "app_mention", "message.channels", "message.groups", "message.im", "file_shared"}
+        "app_mention", "message.channels", "message.groups", "message.im", "message.mpim", "file_shared"}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
-        "app_mentions:read", "channels:history", "groups:history", "im:history", "chat:write", "commands",
-        "files:read", "channels:read", "reactions:write", "users:read"}
+        "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "chat:write",
+        "commands", "files:read", "reactions:write", "users:read"}
     assert manifest["settings"]["socket_mode_enabled"] and manifest["settings"]["interactivity"]["is_enabled"]
 
 

@@ -27,6 +27,14 @@ def intents() -> discord.Intents:
     return wanted
 
 
+class NotInServer(Exception):
+    """The configured server refused the command sync: the bot is not a member (or the id is wrong)."""
+
+    def __init__(self, guild_id: int) -> None:
+        super().__init__(guild_id)
+        self.guild_id = guild_id
+
+
 class MembotBot(commands.Bot):
     """`sync_guild`: copy the slash commands to this server and sync them there at every start (instant, cheap).
     `sync_global`: sync them globally once at start (explicit: Discord limits and slowly propagates these)."""
@@ -48,7 +56,10 @@ class MembotBot(commands.Bot):
         if self.sync_guild is not None:
             guild = discord.Object(self.sync_guild)
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
+            try:
+                synced = await self.tree.sync(guild=guild)
+            except (discord.Forbidden, discord.NotFound) as exc:
+                raise NotInServer(self.sync_guild) from exc
             log.info("synced %d slash commands to server %s", len(synced), self.sync_guild)
         if self.sync_global:
             synced = await self.tree.sync()

@@ -13,8 +13,12 @@ from adapters.discord.format import NO_PINGS, pieces
 from adapters.discord.replies import error_text
 from adapters.discord.tracking import Inflight
 from adapters.discord.where import channel_for
+from adapters.help import help_text, is_help, usage
 from agent import Channel, ChatCore
 
+DISCORD_COMMANDS = ("attach", "detach", "sources", "memory", "schedule")
+UPLOAD_HINT = ("**Give it files**: attach a file to a message that mentions me in a server channel and I load it "
+               "as a data source of this server and attach it to that channel's agent.")
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 CHOICE_LIMIT = 100
 
@@ -43,12 +47,16 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], core: Chat
     @app_commands.describe(source="A data source loaded in this server")
     @app_commands.autocomplete(source=source_choices)
     async def attach(interaction: discord.Interaction, source: str) -> None:
+        if is_help(source):
+            return await answer(interaction, lambda _: usage("attach"), ephemeral=True)
         await answer(interaction, lambda channel: core.attach(channel, source))
 
     @tree.command(name="detach", description="Detach a data source from this channel's agent")
     @app_commands.describe(source="An attached data source")
     @app_commands.autocomplete(source=source_choices)
     async def detach(interaction: discord.Interaction, source: str) -> None:
+        if is_help(source):
+            return await answer(interaction, lambda _: usage("detach"), ephemeral=True)
         await answer(interaction, lambda channel: core.detach(channel, source))
 
     @tree.command(name="sources", description="This server's data sources, and which this channel's agent uses")
@@ -67,3 +75,11 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], core: Chat
     @tree.command(name="memory", description="What this channel's agent remembers (only you see it)")
     async def memory(interaction: discord.Interaction) -> None:
         await answer(interaction, core.memory_text, ephemeral=True)
+
+    @tree.command(name="help", description="What membot does and how to use its commands (only you see it)")
+    async def help_command(interaction: discord.Interaction) -> None:
+        await answer(interaction, lambda _: discord_help(), ephemeral=True)
+
+
+def discord_help() -> str:
+    return help_text(DISCORD_COMMANDS, UPLOAD_HINT)

@@ -13,11 +13,12 @@ from adapters.discord.format import thread_name
 from adapters.discord.replies import error_text, send_text
 from adapters.discord.uploads import DM_UPLOADS, load_attachments
 from adapters.discord.where import channel_for, mentions_bot, prompt_text, speaker_for
+from adapters.help import greeting
 from agent import Channel, ChatCore
 
 log = logging.getLogger(__name__)
 HANDLED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
-EMPTY_MENTION = "I'm here. Ask me something after the mention, or attach a file for me to read."
+EMPTY_MENTION = greeting("/help")
 
 
 class Conversations:

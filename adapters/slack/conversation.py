@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from slack_sdk import WebClient
 
+from adapters.help import greeting
+from adapters.slack.commands import HELP_COMMAND
 from adapters.slack.format import from_slack
 from adapters.slack.messages import SlackMessage
 from adapters.slack.replies import apology, post, working
@@ -22,6 +24,8 @@ def handle_message(bot: SlackState, client: WebClient, msg: SlackMessage, bot_us
     text = from_slack(msg.text, lambda user: bot.people.name(client, user), bot_user_id)
     if text:
         answer(bot, client, msg, text)
+    elif not msg.files:  # a bare mention: say hello rather than nothing
+        post(client, msg.channel, msg.reply_thread, [greeting(HELP_COMMAND)])
 
 
 def answer(bot: SlackState, client: WebClient, msg: SlackMessage, text: str) -> None:

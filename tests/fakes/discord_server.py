@@ -488,6 +488,8 @@ class FakeDiscord:
 
     async def _sync(self, request: web.Request) -> web.Response:
         where = request.match_info.get("gid", "global")
+        if where != "global" and int(where) not in self.guilds:  # Discord: the bot is not in that server
+            return error(403, "Missing Access", 50001)
         commands = [{**c, "id": str(self.snowflake()), "application_id": str(self.app_id), "version": "1",
                      "default_member_permissions": None, "type": c.get("type", 1)}
                     for c in (await self._body(request) or [])]

@@ -85,6 +85,7 @@ class FakeSlack:
         self.downloads: list[tuple[str, bool]] = []  # (file id, whether the token was right)
         self.history: dict[str, list[JSON]] = {}  # channel -> messages, people's and the bot's
         self.files: dict[str, StoredFile] = {}
+        self.mpims: set[str] = set()  # group DMs: their events say channel_type "mpim"
         self._failures: dict[str, deque[Failure]] = {}
         self._cond = threading.Condition()
         self._clock = itertools.count(1)
@@ -180,7 +181,8 @@ class FakeSlack:
         events = []
         if f"<@{self.bot_user_id}>" in message.get("text", ""):
             events.append({**base, "type": "app_mention"})
-        kind = "im" if channel.startswith("D") else "group" if channel.startswith("G") else "channel"
+        kind = ("mpim" if channel in self.mpims else "im" if channel.startswith("D")
+                else "group" if channel.startswith("G") else "channel")
         events.append({**base, "type": "message", "channel_type": kind})
         return events
 

@@ -1,0 +1,58 @@
+"""Help on Discord: /help, `help` as a command's argument, a bare mention greeted; the guild and --sync start-up
+errors as one line. The real discord.py against the fake Discord (fixtures of test_discord.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from agent.errors import ConfigError
+from bot.run_discord import not_in_server, run_discord, sync_ignored
+from tests.test_discord import BOT_OPTIONS, World, world
+
+__all__ = ["world"]  # the fixture used here
+
+
+async def test_help_lists_the_commands_only_to_the_asker(world: World) -> None:
+    await world.start()
+    _, [shown] = await world.command(world.team, world.general, world.alice, "help")
+    assert shown.get("flags") == 64  # ephemeral
+    for name in ("/attach", "/detach", "/sources", "/memory", "/schedule"):
+        assert f"`{name}" in shown["content"]
+    assert "/load" not in shown["content"] and "**Commands**" in shown["content"]
+    assert not world.model.chat_requests
+
+
+async def test_help_argument_shows_usage(world: World) -> None:
+    await world.start()
+    _, [attach] = await world.command(world.team, world.general, world.alice, "attach", source="help")
+    assert attach["content"].startswith("Usage: `/attach [NAME]`") and attach.get("flags") == 64
+    _, [detach] = await world.command(world.team, world.general, world.alice, "detach", source="help")
+    assert detach["content"].startswith("Usage: `/detach NAME`")
+    _, [schedule] = await world.command(world.team, world.general, world.alice, "schedule", command="help")
+    assert "/schedule add" in schedule["content"]
+
+
+async def test_bare_mention_gets_a_greeting(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    message = await fake.post(world.general, world.alice, fake.bot_mention)
+    [greeting] = await world.replies(int(message["id"]), 1)
+    assert "`/help`" in greeting and not world.model.chat_requests
+
+
+async def test_a_server_the_bot_is_not_in_is_one_line(world: World) -> None:
+    container = world.open_container(DISCORD_GUILD_ID="123456789")
+    with pytest.raises(ConfigError) as raised:
+        await asyncio.wait_for(run_discord(container, **BOT_OPTIONS), 60)
+    assert str(raised.value) == not_in_server(123456789) and "\n" not in str(raised.value)
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
+
+
+async def test_sync_with_a_guild_id_says_it_is_ignored(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, "membot.discord"):
+        await world.start(True, DISCORD_GUILD_ID=str(world.team.id))
+    assert [r.getMessage() for r in caplog.records if r.name == "membot.discord"] == [sync_ignored(world.team.id)]
+    assert set(world.fake.commands) == {str(world.team.id)}
