@@ -605,10 +605,13 @@ def test_manifest_matches_the_app() -> None:
     manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "manifest.yml").read_text())
     assert tuple(c["command"] for c in manifest["features"]["slash_commands"]) == COMMANDS
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
-        "app_mention", "message.channels", "message.groups", "message.im", "message.mpim", "file_shared"}
+        "app_mention", "app_home_opened", "message.channels", "message.groups", "message.im", "message.mpim",
+        "file_shared"}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "chat:write",
-        "commands", "files:read", "reactions:write", "users:read"}
+        "commands", "files:read", "reactions:write", "users:read",
+        "channels:read", "groups:read", "mpim:read"}  # users.conversations, for the App Home
+    assert manifest["features"]["app_home"]["home_tab_enabled"]
     assert manifest["settings"]["socket_mode_enabled"] and manifest["settings"]["interactivity"]["is_enabled"]
 
 

@@ -79,6 +79,16 @@ class SlackBot:
 
         self.commands.submit(job)
 
+    def later(self, work: Callable[[], object], what: str) -> None:
+        """Run `work` after the ack; a failure is logged with an error id (nobody waits for an answer)."""
+        def job() -> None:
+            try:
+                work()
+            except Exception:
+                apology(f"{what} failed")
+
+        self.commands.submit(job)
+
     def close(self) -> None:
         self.commands.shutdown(wait=True)
         self.lanes.close(wait=True)
