@@ -31,6 +31,12 @@ from bot.slack_config import SlackConfig, slack_config
 from bot.wsgi_server import serve_wsgi
 
 log = logging.getLogger("membot.slack")
+SLACK_EDIT_SECONDS = 1.0  # chat.update: about one a second per channel
+
+
+def streams(container: Container) -> bool:
+    """Replies are shown while they grow when the model streams and MEMBOT_STREAM_REPLIES is on."""
+    return container.settings.llm_stream == "on" and container.settings.stream_replies == "on"
 
 
 def make_client(config: SlackConfig) -> WebClient:
@@ -86,7 +92,8 @@ def start_slack(container: Container, config: SlackConfig | None = None) -> Runn
     if config.mode == "socket":
         check_app_token(client, config.app_token)
     bot = SlackBot(container.chat, int(container.settings.max_file_mb * 1_000_000), container.ledger,
-                   file_origins=[h.strip() for h in container.settings.slack_file_hosts.split(",") if h.strip()])
+                   file_origins=[h.strip() for h in container.settings.slack_file_hosts.split(",") if h.strip()],
+                   stream_interval=SLACK_EDIT_SECONDS if streams(container) else 0.0)
     app = build_app(bot, client, config.signing_secret)
     log.info("Slack: workspace %s (%s) as @%s, %s mode", me.get("team"), me.get("team_id"), me.get("user"),
              config.mode)

@@ -451,6 +451,17 @@ class FakeSlack:
             return {"ok": False, "error": "invalid_trigger_id"}
         return {"view": self._view(args.get("view"))}
 
+    def _api_chat_update(self, args: JSON) -> JSON:
+        channel, ts = str(args.get("channel")), str(args.get("ts"))
+        with self._cond:
+            message = next((m for m in self.history.get(channel, []) if m["ts"] == ts and m.get("bot_id")), None)
+            if message is None:
+                return {"ok": False, "error": "message_not_found"}
+            message.setdefault("versions", [message["text"]]).append(args.get("text", ""))
+            message["text"] = args.get("text", "")
+            self._cond.notify_all()
+        return {"channel": channel, "ts": ts, "text": message["text"]}
+
     def _api_reactions_add(self, args: JSON) -> JSON:
         return {}
 
