@@ -24,6 +24,7 @@ NO_INTENT = ("Discord refused the Message Content intent: enable it under Develo
              "Bot > Privileged Gateway Intents > Message Content Intent, then start again.")
 
 log = logging.getLogger("membot.discord")
+DISCORD_EDIT_SECONDS = 1.2  # message edits: 5 per 5 s per channel, with room for the other posts
 
 
 def not_in_server(guild_id: int) -> str:
@@ -43,8 +44,10 @@ def build_bot(container: Container, sync: bool = False, **options: Any) -> Membo
     guild = int(s.discord_guild_id) if s.discord_guild_id else None
     if sync and guild is not None:
         log.warning(sync_ignored(guild))
+    streams = s.llm_stream == "on" and s.stream_replies == "on"
     return MembotBot(container.chat, int(s.max_file_mb * 1_000_000), sync_guild=guild,
-                     sync_global=sync and guild is None, **options)
+                     sync_global=sync and guild is None, stream_interval=DISCORD_EDIT_SECONDS if streams else 0.0,
+                     **options)
 
 
 async def run_discord(container: Container, sync: bool = False, **options: Any) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from agent.errors import ConfigError
 from bot.run_discord import not_in_server, run_discord, sync_ignored
-from tests.test_discord import BOT_OPTIONS, World, world
+from tests.test_discord import BOT_OPTIONS, World, user_texts, world
 
 __all__ = ["world"]  # the fixture used here
 
@@ -56,3 +56,38 @@ async def test_sync_with_a_guild_id_says_it_is_ignored(world: World, caplog: pyt
         await world.start(True, DISCORD_GUILD_ID=str(world.team.id))
     assert [r.getMessage() for r in caplog.records if r.name == "membot.discord"] == [sync_ignored(world.team.id)]
     assert set(world.fake.commands) == {str(world.team.id)}
+
+
+async def test_a_reply_to_the_bot_without_a_ping_is_answered(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    first = await fake.post(world.general, world.alice, f"{fake.bot_mention} first question")
+    thread = int(first["id"])
+    await world.replies(thread, 1)
+    await world.settle()
+    # A reply (ping off) to a bot message in the channel:
+    answer = fake.message_json(world.general, fake.bot_user, "a bot message in the channel", world.team.id)
+    fake.messages[world.general].append(answer)
+    await fake.post(world.general, world.bob, "and what about this?", reply_to=answer)
+    [echo] = await world.replies(int(fake.messages[world.general][-1]["id"]), 1)
+    assert echo == "echo: and what about this?"
+    # A reply to someone else's message, without a mention, is not for the bot.
+    await fake.post(world.general, world.alice, "just agreeing", reply_to=first)
+    await world.settle()
+    assert user_texts(world.model) == ["first question", "and what about this?"]
+
+
+async def test_a_streamed_reply_grows_into_the_reply(world: World) -> None:
+    from tests.fakes import tool_call
+
+    text = "A streamed answer, long enough to arrive in several pieces, and then the whole of it at the end."
+    world.model.script(tool_call("send_message", message=text))
+    bot = await world.start(MEMBOT_LLM_STREAM="on")
+    assert bot.conversations.stream_interval > 0
+    bot.conversations.stream_interval = 1e-6  # every draft shown (the real pace is one edit a second or so)
+    message = await world.fake.post(world.general, world.alice, f"{world.fake.bot_mention} tell me")
+    thread = int(message["id"])
+    assert await world.replies(thread, 1) and await world.settle() is None
+    [posted] = [m for m in world.fake.messages[thread] if int(m["author"]["id"]) == world.fake.app_id]
+    assert posted["content"] == text and len(posted["versions"]) >= 3
+    assert all(v.endswith(" …") and text.startswith(v.removesuffix(" …")) for v in posted["versions"][:-1])

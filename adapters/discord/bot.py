@@ -40,10 +40,11 @@ class MembotBot(commands.Bot):
     `sync_global`: sync them globally once at start (explicit: Discord limits and slowly propagates these)."""
 
     def __init__(self, core: ChatCore, max_file_bytes: int, sync_guild: int | None = None,
-                 sync_global: bool = False, drain_timeout: float = 60.0, **options: Any) -> None:
+                 sync_global: bool = False, drain_timeout: float = 60.0, stream_interval: float = 0.0,
+                 **options: Any) -> None:
         super().__init__(command_prefix=commands.when_mentioned, intents=intents(), allowed_mentions=NO_PINGS,
                          help_command=None, **options)
-        self.conversations = Conversations(self, core, max_file_bytes)
+        self.conversations = Conversations(self, core, max_file_bytes, stream_interval)
         self.sync_guild = sync_guild
         self.sync_global = sync_global
         self.drain_timeout = drain_timeout

@@ -233,10 +233,15 @@ class FakeDiscord:
 
     # what a person does ----------------------------------------------------------------------------------
     async def post(self, channel_id: int, author: JSON, content: str, attachments: list[JSON] | None = None,
-                   dm: bool = False) -> JSON:
-        """A person (or another bot) posts a message: stored and sent to the bot as MESSAGE_CREATE."""
+                   dm: bool = False, reply_to: JSON | None = None) -> JSON:
+        """A person (or another bot) posts a message: stored and sent to the bot as MESSAGE_CREATE. `reply_to`:
+        a reply to that message, its author not pinged (type 19, message_reference, referenced_message)."""
         message = self.message_json(channel_id, author, content, None if dm else self._guild_of(channel_id),
                                     attachments)
+        if reply_to is not None:
+            message.update(type=19, referenced_message=reply_to, message_reference={
+                "type": 0, "message_id": reply_to["id"], "channel_id": reply_to["channel_id"],
+                **({"guild_id": message["guild_id"]} if "guild_id" in message else {})})
         self.messages[channel_id].append(message)
         await self.dispatch("MESSAGE_CREATE", message)
         return message
@@ -447,7 +452,10 @@ class FakeDiscord:
         cid, mid = int(request.match_info["cid"]), request.match_info["mid"]
         for message in self.messages.get(cid, []):
             if message["id"] == mid:
-                message.update({k: v for k, v in (await self._body(request) or {}).items() if k == "content"})
+                content = (await self._body(request) or {}).get("content")
+                if content is not None:
+                    message.setdefault("versions", [message["content"]]).append(content)
+                    message["content"] = content
                 return json_response(message)
         return error(404, "Unknown Message", 10008)
 
