@@ -314,7 +314,8 @@ def test_seed_walkthrough(world: World) -> None:
     menu = only_response(slack, 0)
     assert menu["response_type"] == "ephemeral"
     [section] = menu["blocks"]
-    assert [o["value"] for o in section["accessory"]["options"]] == ["memgpt_paper"]
+    assert section["accessory"]["type"] == "external_select"
+    assert [o["value"] for o in slack.suggest(section, "", channel="CGEN")] == ["memgpt_paper"]
     slack.pick(section, "memgpt_paper", channel="CGEN")
     responses = slack.wait_responses(3)
     assert responses[1]["delete_original"] is True and not responses[1].get("text")  # the picker goes

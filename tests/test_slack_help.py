@@ -69,3 +69,19 @@ def test_rejected_app_token_is_one_line(home: Path, model: FakeOpenAI) -> None:
         "Error: Slack rejected SLACK_APP_TOKEN (invalid_auth): create an app-level token with the "
         "connections:write scope on the app's Basic Information page, and make sure Socket Mode is enabled."]
     assert "revoked-secret" not in result.stderr + result.stdout
+
+
+def test_attach_picker_types_ahead_over_every_source(open_world: Any) -> None:
+    world = open_world("socket")
+    slack = world.slack
+    for name in ("release_notes", "roadmap", "notes_2024"):
+        slack.upload("U1", "CDOCS", f"{name}.txt", f"The {name} say hello.".encode(), "text/plain")
+    slack.wait_posts(3, "CDOCS", timeout=180)
+    slack.command("/attach", channel="C1")
+    [section] = only_response(slack, 0)["blocks"]
+    assert section["accessory"]["type"] == "external_select" and "options" not in section["accessory"]
+    assert [o["value"] for o in slack.suggest(section, "")] == ["notes_2024", "release_notes", "roadmap"]
+    assert [o["value"] for o in slack.suggest(section, "NOTES")] == ["notes_2024", "release_notes"]
+    assert slack.suggest(section, "nothing-like-it") == []
+    slack.pick(section, "roadmap", channel="C1")
+    assert slack.wait_responses(3)[2]["text"].startswith("Attached `roadmap`")

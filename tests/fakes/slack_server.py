@@ -218,15 +218,17 @@ class FakeSlack:
         return self.deliver("slash_commands", payload)
 
     def pick(self, block: JSON, value: str, user: str = "U1", channel: str = "C1") -> tuple[int, str]:
-        """A person picks `value` in the static_select of a section block the app sent."""
+        """A person picks `value` in the select of a section block the app sent (static: one of its options;
+        external: one the app suggested)."""
         accessory = block["accessory"]
-        option = next(o for o in accessory["options"] if o["value"] == value)
+        options = accessory.get("options") or self.suggest(block, value, user, channel)
+        option = next(o for o in options if o["value"] == value)
         payload = {"type": "block_actions", "team": {"id": self.team_id, "domain": "fake"},
                    "user": {"id": user, "name": self.users.get(user, user), "team_id": self.team_id},
                    "api_app_id": "A1", "token": "verification", "trigger_id": uuid.uuid4().hex,
                    "container": {"type": "message", "channel_id": channel, "is_ephemeral": True},
                    "channel": {"id": channel, "name": "general"}, "response_url": self._response_url(),
-                   "actions": [{"type": "static_select", "action_id": accessory["action_id"],
+                   "actions": [{"type": accessory["type"], "action_id": accessory["action_id"],
                                 "block_id": block.get("block_id", "b1"), "selected_option": option,
                                 "action_ts": str(time.time())}]}
         return self.deliver("interactive", payload)
@@ -278,6 +280,20 @@ class FakeSlack:
         _, body = self.deliver("interactive", payload)
         answer = json.loads(body) if body else {}
         return answer if isinstance(answer, dict) else {}
+
+    def suggest(self, block: JSON, typed: str, user: str = "U1", channel: str = "C1") -> list[JSON]:
+        """A person types into an external_select: a block_suggestion; returns the options the app answered."""
+        accessory = block["accessory"]
+        payload = {"type": "block_suggestion", "team": {"id": self.team_id, "domain": "fake"},
+                   "user": {"id": user, "name": self.users.get(user, user), "team_id": self.team_id},
+                   "api_app_id": "A1", "token": "verification", "action_id": accessory["action_id"],
+                   "block_id": block.get("block_id", "b1"), "value": typed,
+                   "container": {"type": "message", "channel_id": channel, "is_ephemeral": True},
+                   "channel": {"id": channel, "name": "general"}}
+        status, body = self.deliver("interactive", payload)
+        assert status == 200, body
+        answer = json.loads(body)
+        return list(answer["options"] if isinstance(answer, dict) else [])
 
     # ----------------------------------------------------------------------------------------- delivery
 
