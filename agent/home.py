@@ -1,6 +1,6 @@
 """A channel's agent at a glance, for an App Home or a /memory panel: its memory blocks, the sources attached and
-available, its schedules and its recent activity; and a person's edit of one memory block, under the block's
-character limit, run in the agent's queue so it never races a turn."""
+available, its schedules and its recent activity; and people's own edits of its memory (a block's text under the
+block's character limit, a message saved to archival memory), run in the agent's queue so they never race a turn."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from agent.chat import Channel, ChatCore
-from agent.db.models import Message
+from agent.db.models import Agent, Message
 from agent.errors import NotFound, UserError
 from agent.memory import recall
+from agent.memory.archival import ArchivalMemory
 from agent.memory.core import PERSON_PREFIX, CoreMemory
 from agent.schedule.book import describe
 
@@ -116,3 +117,27 @@ def edit_block(core: ChatCore, channel: Channel, label: str, value: str) -> str:
             return f"Saved the {label} block ({len(value)}/{block.limit} characters)."
 
     return str(core.agents.run_queued(agent_id, work))
+
+
+def save_to_archival(core: ChatCore, channel: Channel, text: str, author: str) -> str:
+    """A message a person chose to keep, saved to the channel agent's archival memory (searchable by it)."""
+    if not text.strip():
+        raise UserError("That message has no text to save.")
+    agent_id = int(core.agent(channel).id or 0)
+    agents = core.agents
+
+    def work() -> str:
+        with Session(agents.engine) as s:
+            agent = s.get(Agent, agent_id)
+            if agent is None:
+                raise NotFound("This channel's agent no longer exists.")
+            archival = ArchivalMemory(s, agent, agents.store, agents.searcher, agents.catalog, agents.embedder)
+            try:
+                saved = archival.insert(f"Message from {author}: {text}" if author else text)
+                s.commit()
+            except BaseException:
+                archival.undo()
+                raise
+            return saved
+
+    return str(agents.run_queued(agent_id, work))

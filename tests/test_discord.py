@@ -25,7 +25,7 @@ from tests.fakes import FakeOpenAI, last_user_text, reply, tool_call
 from tests.fakes.discord_server import JSON, FakeDiscord, FakeGuild
 
 BOT_OPTIONS: dict[str, Any] = {"guild_ready_timeout": 0.05, "chunk_guilds_at_startup": False, "drain_timeout": 60}
-COMMANDS = {"attach", "detach", "sources", "memory", "schedule", "help"}
+COMMANDS = {"attach", "detach", "sources", "memory", "schedule", "help", "Ask membot about this", "Save to memory"}
 
 
 def user_input(request: JSON) -> JSON:

@@ -91,3 +91,23 @@ async def test_a_streamed_reply_grows_into_the_reply(world: World) -> None:
     [posted] = [m for m in world.fake.messages[thread] if int(m["author"]["id"]) == world.fake.app_id]
     assert posted["content"] == text and len(posted["versions"]) >= 3
     assert all(v.endswith(" …") and text.startswith(v.removesuffix(" …")) for v in posted["versions"][:-1])
+
+
+async def test_message_context_menus_ask_and_save(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    note = await fake.post(world.general, world.alice, "The launch moves to May 3, says legal.")
+    await world.settle()
+    assert not world.model.chat_requests  # not for the bot, until someone asks
+
+    asked = await fake.context_menu(world.team, world.bob, "Ask membot about this", note)
+    [answer] = await fake.wait_for(lambda: fake.followups.get(asked["token"]))
+    assert answer["content"].startswith("echo: What can you tell me about this message from Alice?")
+    assert "> The launch moves to May 3, says legal." in answer["content"] and not answer.get("flags")
+
+    saved = await fake.context_menu(world.team, world.bob, "Save to memory", note)
+    [done] = await fake.wait_for(lambda: fake.followups.get(saved["token"]))
+    assert done["content"] == "Saved to archival memory (1 passage)." and done.get("flags") == 64
+    agent = world.agents.get(f"discord:{world.team.id}", f"channel:{world.general}")
+    found = world.agents.search_archival(int(agent.id or 0), "when is the launch")
+    assert any("May 3" in hit.text and "Alice" in hit.text for hit in found.hits)

@@ -14,6 +14,7 @@ from discord.ext import commands
 from adapters.discord.commands import register_commands
 from adapters.discord.conversation import Conversations
 from adapters.discord.format import NO_PINGS
+from adapters.discord.menus import register_menus
 from adapters.discord.replies import error_text
 from adapters.discord.tracking import Inflight
 from agent import ChatCore
@@ -51,6 +52,7 @@ class MembotBot(commands.Bot):
         self.inflight = Inflight()
         self.seen: LRUCache[int, bool] = LRUCache(4096)  # message ids handled: a replay is answered once
         register_commands(self.tree, core, self.inflight)
+        register_menus(self.tree, core, self.inflight)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:

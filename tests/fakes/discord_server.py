@@ -250,7 +250,7 @@ class FakeDiscord:
         return self.snowflake()
 
     async def interact(self, guild: FakeGuild | None, channel_id: int, user: JSON, command: str,
-                       options: dict[str, str] | None = None, focused: str = "") -> JSON:
+                       options: dict[str, str] | None = None, focused: str = "", dispatch: bool = True) -> JSON:
         """A slash command (or, with `focused`, an autocomplete request for that option)."""
         opts = [{"name": k, "type": 3, "value": v, **({"focused": True} if k == focused else {})}
                 for k, v in (options or {}).items()]
@@ -272,6 +272,15 @@ class FakeDiscord:
             interaction.update({"user": user, "context": 1, "authorizing_integration_owners": {"1": user["id"]},
                                 "channel": {"id": str(channel_id), "type": 1, "recipients": [user],
                                             "last_message_id": None}})
+        if dispatch:
+            await self.dispatch("INTERACTION_CREATE", interaction)
+        return interaction
+
+    async def context_menu(self, guild: FakeGuild, user: JSON, name: str, target: JSON) -> JSON:
+        """A person picks a message context-menu command (Apps > `name`) on the message `target`."""
+        interaction = await self.interact(guild, int(target["channel_id"]), user, name, dispatch=False)
+        interaction["data"].update(type=3, target_id=target["id"], options=[],
+                                   resolved={"messages": {target["id"]: target}})
         await self.dispatch("INTERACTION_CREATE", interaction)
         return interaction
 
@@ -499,7 +508,8 @@ class FakeDiscord:
         if where != "global" and int(where) not in self.guilds:  # Discord: the bot is not in that server
             return error(403, "Missing Access", 50001)
         commands = [{**c, "id": str(self.snowflake()), "application_id": str(self.app_id), "version": "1",
-                     "default_member_permissions": None, "type": c.get("type", 1)}
+                     "default_member_permissions": None, "type": c.get("type", 1),
+                     "description": c.get("description", "")}
                     for c in (await self._body(request) or [])]
         self.commands[where] = commands
         return json_response(commands)
