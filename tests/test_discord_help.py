@@ -111,3 +111,31 @@ async def test_message_context_menus_ask_and_save(world: World) -> None:
     agent = world.agents.get(f"discord:{world.team.id}", f"channel:{world.general}")
     found = world.agents.search_archival(int(agent.id or 0), "when is the launch")
     assert any("May 3" in hit.text and "Alice" in hit.text for hit in found.hits)
+
+
+async def test_memory_panel_edits_a_block_within_its_limit(world: World) -> None:
+    fake = world.fake
+    await world.start()
+    _, [panel] = await world.command(world.team, world.general, world.alice, "memory")
+    assert panel.get("flags") == 64
+    [embed] = panel["embeds"]
+    names = [f["name"] for f in embed["fields"]]
+    assert names[0].startswith("persona (") and {"Sources", "Schedules", "Recent activity"} <= set(names)
+    button = next(c for row in panel["components"] for c in row["components"] if c["label"] == "Edit persona")
+
+    async def edit(text: str) -> str:
+        clicked = await fake.click(world.team, world.general, world.alice, panel, button["custom_id"])
+        [opened] = await fake.wait_for(lambda: fake.callbacks.get(int(clicked["id"])))
+        assert opened["type"] == 9  # MODAL
+        field = opened["data"]["components"][0]["components"][0]
+        limit = field["max_length"]
+        submitted = await fake.submit_modal(world.team, world.general, world.alice, opened["data"],
+                                            {field["custom_id"]: text.replace("LIMIT+1", "x" * (limit + 1))})
+        [saved] = await fake.wait_for(lambda: fake.callbacks.get(int(submitted["id"])))
+        return str(saved["data"]["content"])
+
+    assert await edit("I keep the team's launch notes.") == "Saved the persona block (31/2000 characters)."
+    assert "at most 2000 characters" in await edit("LIMIT+1")
+    agent = world.agents.get(f"discord:{world.team.id}", f"channel:{world.general}")
+    persona = next(b for b in world.agents.memory(int(agent.id or 0)).blocks if b.label == "persona")
+    assert persona.value == "I keep the team's launch notes."

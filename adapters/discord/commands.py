@@ -10,11 +10,12 @@ import discord
 from discord import app_commands
 
 from adapters.discord.format import NO_PINGS, pieces
+from adapters.discord.panel import PanelButtons, panel_embed
 from adapters.discord.replies import error_text
 from adapters.discord.tracking import Inflight
 from adapters.discord.where import channel_for
 from adapters.help import help_text, is_help, usage
-from agent import Channel, ChatCore
+from agent import Channel, ChatCore, channel_home
 
 DISCORD_COMMANDS = ("attach", "detach", "sources", "memory", "schedule")
 UPLOAD_HINT = ("**Give it files**: attach a file to a message that mentions me in a server channel and I load it "
@@ -74,7 +75,16 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], core: Chat
 
     @tree.command(name="memory", description="What this channel's agent remembers (only you see it)")
     async def memory(interaction: discord.Interaction) -> None:
-        await answer(interaction, core.memory_text, ephemeral=True)
+        async with inflight:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            channel = channel_of(interaction)
+            try:
+                home = await asyncio.to_thread(channel_home, core, channel)
+            except Exception as exc:
+                await interaction.followup.send(error_text(exc), ephemeral=True, allowed_mentions=NO_PINGS)
+                return
+            await interaction.followup.send(embed=panel_embed(home), view=PanelButtons(core, channel, home),
+                                            ephemeral=True, allowed_mentions=NO_PINGS)
 
     @tree.command(name="help", description="What membot does and how to use its commands (only you see it)")
     async def help_command(interaction: discord.Interaction) -> None:

@@ -284,6 +284,24 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", interaction)
         return interaction
 
+    async def click(self, guild: FakeGuild, channel_id: int, user: JSON, message: JSON, custom_id: str) -> JSON:
+        """A person clicks the button `custom_id` on a message the bot sent (e.g. an ephemeral follow-up)."""
+        interaction = await self.interact(guild, channel_id, user, "", dispatch=False)
+        interaction.update(type=3, message={k: v for k, v in message.items() if k != "allowed_mentions"},
+                           data={"custom_id": custom_id, "component_type": 2})
+        await self.dispatch("INTERACTION_CREATE", interaction)
+        return interaction
+
+    async def submit_modal(self, guild: FakeGuild, channel_id: int, user: JSON, modal: JSON,
+                           values: dict[str, str]) -> JSON:
+        """A person submits a modal the bot opened (`modal`: the callback's data); `values` by input custom_id."""
+        interaction = await self.interact(guild, channel_id, user, "", dispatch=False)
+        rows = [{"type": 1, "components": [{"type": 4, "custom_id": c["custom_id"], "value": values[c["custom_id"]]}
+                                           for c in row["components"]]} for row in modal["components"]]
+        interaction.update(type=5, data={"custom_id": modal["custom_id"], "components": rows})
+        await self.dispatch("INTERACTION_CREATE", interaction)
+        return interaction
+
     def fail_next_sends(self, *kinds: str) -> None:
         """"rate_limited": answer 429 without posting; "lost": post, then answer 502 as if the response was lost."""
         self._faults.extend(kinds)
@@ -499,7 +517,8 @@ class FakeDiscord:
         body = await self._body(request) or {}
         message = self.message_json(0, self.bot_user, body.get("content") or "")
         message.update({"webhook_id": str(self.app_id), "flags": body.get("flags") or 0,
-                        "allowed_mentions": body.get("allowed_mentions")})
+                        "allowed_mentions": body.get("allowed_mentions"), "embeds": body.get("embeds") or [],
+                        "components": body.get("components") or [], "interaction_token": token})
         self.followups[token].append(message)
         return json_response(message)
 
