@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from functools import partial
 
 import discord
 
@@ -37,7 +38,8 @@ class PanelButtons(discord.ui.View):
     def __init__(self, core: ChatCore, channel: Channel, home: ChannelHome) -> None:
         super().__init__(timeout=900)
         for n, block in enumerate(home.blocks[:MAX_BUTTONS]):
-            self.add_item(EditButton(n, lambda b=block: EditBlock(core, channel, b.label, b.title, b.value, b.limit)))
+            self.add_item(EditButton(n, partial(EditBlock, core, channel, block.label, block.title, block.value,
+                                                block.limit)))
 
 
 class EditButton(discord.ui.Button["PanelButtons"]):
