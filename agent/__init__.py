@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # for type checkers: the same names, resolved statically
     from agent.chat import Channel, ChatCore, load_report_text
     from agent.db.models import Document
     from agent.errors import FileRejected, NotFound, UserError
+    from agent.home import ChannelHome, block_limit, channel_home, check_block_text, edit_block, save_to_archival
     from agent.ledger import Ledger
     from agent.loading.inputs import InputFile
     from agent.loading.readers import reader_for
@@ -33,6 +34,9 @@ _WHERE = {
     "AgentService": "agent.service", "AgentSummary": "agent.service", "MemoryView": "agent.service",
     "Incoming": "agent.turns", "TurnEvent": "agent.turns", "TurnResult": "agent.turns",
     "Speaker": "agent.memory.core", "format_page": "agent.memory.archival", "display": "agent.names",
+    # a channel's agent at a glance (App Home, /memory panel)
+    "ChannelHome": "agent.home", "channel_home": "agent.home", "edit_block": "agent.home",
+    "block_limit": "agent.home", "check_block_text": "agent.home", "save_to_archival": "agent.home",
     # sources and files
     "Catalog": "agent.archival.catalog", "SourceSummary": "agent.archival.catalog",
     "SearchPage": "agent.archival.search", "Document": "agent.db.models",
@@ -48,7 +52,8 @@ _WHERE = {
 }
 
 __all__ = [
-    "AgentService", "AgentSummary", "Catalog", "Channel", "ChatCore", "Deliver", "DeliveryError", "Document",
+    "AgentService", "AgentSummary", "Catalog", "Channel", "ChannelHome", "block_limit", "channel_home",
+    "check_block_text", "edit_block", "save_to_archival", "ChatCore", "Deliver", "DeliveryError", "Document",
     "FileRejected", "Incoming", "InputFile", "Ledger", "MemoryView", "NotFound", "ScheduleBook", "SearchPage",
     "SourceSummary", "Speaker", "Target", "TurnEvent", "TurnResult", "UserError", "display", "format_page",
     "load_report_text", "reader_for", "run_schedule_command",

@@ -31,6 +31,12 @@ from bot.slack_config import SlackConfig, slack_config
 from bot.wsgi_server import serve_wsgi
 
 log = logging.getLogger("membot.slack")
+SLACK_EDIT_SECONDS = 1.0  # chat.update: about one a second per channel
+
+
+def streams(container: Container) -> bool:
+    """Replies are shown while they grow when the model streams and MEMBOT_STREAM_REPLIES is on."""
+    return container.settings.llm_stream == "on" and container.settings.stream_replies == "on"
 
 
 def make_client(config: SlackConfig) -> WebClient:
@@ -47,6 +53,16 @@ def check_token(client: WebClient) -> dict[str, Any]:
     except SlackApiError as exc:
         raise ConfigError(f"Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}): copy the bot token "
                           "again from the app's OAuth & Permissions page, and reinstall the app.") from exc
+
+
+def check_app_token(client: WebClient, app_token: str) -> None:
+    """Socket Mode's token, checked before connecting: the SDK would log and raise a traceback instead."""
+    try:
+        client.apps_connections_open(app_token=app_token)
+    except SlackApiError as exc:
+        raise ConfigError(f"Slack rejected SLACK_APP_TOKEN ({exc.response.get('error')}): create an app-level "
+                          "token with the connections:write scope on the app's Basic Information page, and make "
+                          "sure Socket Mode is enabled.") from exc
 
 
 class RunningSlack:
@@ -73,8 +89,11 @@ def start_slack(container: Container, config: SlackConfig | None = None) -> Runn
     config = config or slack_config(container.settings)
     client = make_client(config)
     me = check_token(client)
+    if config.mode == "socket":
+        check_app_token(client, config.app_token)
     bot = SlackBot(container.chat, int(container.settings.max_file_mb * 1_000_000), container.ledger,
-                   file_origins=[h.strip() for h in container.settings.slack_file_hosts.split(",") if h.strip()])
+                   file_origins=[h.strip() for h in container.settings.slack_file_hosts.split(",") if h.strip()],
+                   stream_interval=SLACK_EDIT_SECONDS if streams(container) else 0.0)
     app = build_app(bot, client, config.signing_secret)
     log.info("Slack: workspace %s (%s) as @%s, %s mode", me.get("team"), me.get("team_id"), me.get("user"),
              config.mode)

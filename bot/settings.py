@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     max_tokens: Whole = 0  # the longest answer asked of the model; 0: min(512, context_window // 8)
     reply_mode: Literal["auto", "strict"] = "auto"  # strict: only send_message reaches people (agent/reply_policy.py)
     llm_stream: Literal["on", "off"] = "off"  # on: ask for SSE streams, so a reply can be shown while it grows
+    stream_replies: Literal["on", "off"] = "on"  # with llm_stream on: show Slack/Discord replies as they grow
     chunk_tokens: Whole = 300
     chunk_overlap: Whole = 20
     max_file_mb: Number = 50.0

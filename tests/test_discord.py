@@ -25,7 +25,7 @@ from tests.fakes import FakeOpenAI, last_user_text, reply, tool_call
 from tests.fakes.discord_server import JSON, FakeDiscord, FakeGuild
 
 BOT_OPTIONS: dict[str, Any] = {"guild_ready_timeout": 0.05, "chunk_guilds_at_startup": False, "drain_timeout": 60}
-COMMANDS = {"attach", "detach", "sources", "memory", "schedule"}
+COMMANDS = {"attach", "detach", "sources", "memory", "schedule", "help", "Ask membot about this", "Save to memory"}
 
 
 def user_input(request: JSON) -> JSON:
@@ -462,9 +462,8 @@ async def test_each_person_has_their_own_memory_block(world: World) -> None:
     callbacks, memory = await world.command(world.team, thread, world.bob, "memory")
     assert callbacks[0]["type"] == 5 and callbacks[0]["data"]["flags"] & 64  # ephemeral: only Bob sees it
     assert all(m["flags"] & 64 for m in memory)
-    text = "\n".join(m["content"] for m in memory)
-    alice_block = text.split("*person Alice*", 1)[1].split("*person Bob*", 1)[0]
-    bob_block = text.split("*person Bob*", 1)[1]
+    fields = {f["name"].split(" (")[0]: f["value"] for m in memory for e in m["embeds"] for f in e["fields"]}
+    alice_block, bob_block = fields["person Alice"], fields["person Bob"]
     assert "Likes green tea." in alice_block and "Likes green tea." not in bob_block
     agent = world.agents.find(f"discord:{world.team.id}", f"channel:{world.general}")
     labels = {b.label for b in world.agents.memory(int(agent.id)).blocks}

@@ -314,7 +314,8 @@ def test_seed_walkthrough(world: World) -> None:
     menu = only_response(slack, 0)
     assert menu["response_type"] == "ephemeral"
     [section] = menu["blocks"]
-    assert [o["value"] for o in section["accessory"]["options"]] == ["memgpt_paper"]
+    assert section["accessory"]["type"] == "external_select"
+    assert [o["value"] for o in slack.suggest(section, "", channel="CGEN")] == ["memgpt_paper"]
     slack.pick(section, "memgpt_paper", channel="CGEN")
     responses = slack.wait_responses(3)
     assert responses[1]["delete_original"] is True and not responses[1].get("text")  # the picker goes
@@ -605,10 +606,13 @@ def test_manifest_matches_the_app() -> None:
     manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "manifest.yml").read_text())
     assert tuple(c["command"] for c in manifest["features"]["slash_commands"]) == COMMANDS
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
-        "app_mention", "message.channels", "message.groups", "message.im", "file_shared"}
+        "app_mention", "app_home_opened", "message.channels", "message.groups", "message.im", "message.mpim",
+        "file_shared"}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
-        "app_mentions:read", "channels:history", "groups:history", "im:history", "chat:write", "commands",
-        "files:read", "channels:read", "reactions:write", "users:read"}
+        "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "chat:write",
+        "commands", "files:read", "reactions:write", "users:read",
+        "channels:read", "groups:read", "mpim:read"}  # users.conversations, for the App Home
+    assert manifest["features"]["app_home"]["home_tab_enabled"]
     assert manifest["settings"]["socket_mode_enabled"] and manifest["settings"]["interactivity"]["is_enabled"]
 
 

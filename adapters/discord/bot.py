@@ -14,6 +14,7 @@ from discord.ext import commands
 from adapters.discord.commands import register_commands
 from adapters.discord.conversation import Conversations
 from adapters.discord.format import NO_PINGS
+from adapters.discord.menus import register_menus
 from adapters.discord.replies import error_text
 from adapters.discord.tracking import Inflight
 from agent import ChatCore
@@ -27,28 +28,41 @@ def intents() -> discord.Intents:
     return wanted
 
 
+class NotInServer(Exception):
+    """The configured server refused the command sync: the bot is not a member (or the id is wrong)."""
+
+    def __init__(self, guild_id: int) -> None:
+        super().__init__(guild_id)
+        self.guild_id = guild_id
+
+
 class MembotBot(commands.Bot):
     """`sync_guild`: copy the slash commands to this server and sync them there at every start (instant, cheap).
     `sync_global`: sync them globally once at start (explicit: Discord limits and slowly propagates these)."""
 
     def __init__(self, core: ChatCore, max_file_bytes: int, sync_guild: int | None = None,
-                 sync_global: bool = False, drain_timeout: float = 60.0, **options: Any) -> None:
+                 sync_global: bool = False, drain_timeout: float = 60.0, stream_interval: float = 0.0,
+                 **options: Any) -> None:
         super().__init__(command_prefix=commands.when_mentioned, intents=intents(), allowed_mentions=NO_PINGS,
                          help_command=None, **options)
-        self.conversations = Conversations(self, core, max_file_bytes)
+        self.conversations = Conversations(self, core, max_file_bytes, stream_interval)
         self.sync_guild = sync_guild
         self.sync_global = sync_global
         self.drain_timeout = drain_timeout
         self.inflight = Inflight()
         self.seen: LRUCache[int, bool] = LRUCache(4096)  # message ids handled: a replay is answered once
         register_commands(self.tree, core, self.inflight)
+        register_menus(self.tree, core, self.inflight)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
 
     async def setup_hook(self) -> None:
         if self.sync_guild is not None:
             guild = discord.Object(self.sync_guild)
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
+            try:
+                synced = await self.tree.sync(guild=guild)
+            except (discord.Forbidden, discord.NotFound) as exc:
+                raise NotInServer(self.sync_guild) from exc
             log.info("synced %d slash commands to server %s", len(synced), self.sync_guild)
         if self.sync_global:
             synced = await self.tree.sync()

@@ -10,11 +10,16 @@ import discord
 from discord import app_commands
 
 from adapters.discord.format import NO_PINGS, pieces
+from adapters.discord.panel import PanelButtons, panel_embed
 from adapters.discord.replies import error_text
 from adapters.discord.tracking import Inflight
 from adapters.discord.where import channel_for
-from agent import Channel, ChatCore
+from adapters.help import help_text, is_help, usage
+from agent import Channel, ChatCore, channel_home
 
+DISCORD_COMMANDS = ("attach", "detach", "sources", "memory", "schedule")
+UPLOAD_HINT = ("**Give it files**: attach a file to a message that mentions me in a server channel and I load it "
+               "as a data source of this server and attach it to that channel's agent.")
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 CHOICE_LIMIT = 100
 
@@ -43,12 +48,16 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], core: Chat
     @app_commands.describe(source="A data source loaded in this server")
     @app_commands.autocomplete(source=source_choices)
     async def attach(interaction: discord.Interaction, source: str) -> None:
+        if is_help(source):
+            return await answer(interaction, lambda _: usage("attach"), ephemeral=True)
         await answer(interaction, lambda channel: core.attach(channel, source))
 
     @tree.command(name="detach", description="Detach a data source from this channel's agent")
     @app_commands.describe(source="An attached data source")
     @app_commands.autocomplete(source=source_choices)
     async def detach(interaction: discord.Interaction, source: str) -> None:
+        if is_help(source):
+            return await answer(interaction, lambda _: usage("detach"), ephemeral=True)
         await answer(interaction, lambda channel: core.detach(channel, source))
 
     @tree.command(name="sources", description="This server's data sources, and which this channel's agent uses")
@@ -66,4 +75,21 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], core: Chat
 
     @tree.command(name="memory", description="What this channel's agent remembers (only you see it)")
     async def memory(interaction: discord.Interaction) -> None:
-        await answer(interaction, core.memory_text, ephemeral=True)
+        async with inflight:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            channel = channel_of(interaction)
+            try:
+                home = await asyncio.to_thread(channel_home, core, channel)
+            except Exception as exc:
+                await interaction.followup.send(error_text(exc), ephemeral=True, allowed_mentions=NO_PINGS)
+                return
+            await interaction.followup.send(embed=panel_embed(home), view=PanelButtons(core, channel, home),
+                                            ephemeral=True, allowed_mentions=NO_PINGS)
+
+    @tree.command(name="help", description="What membot does and how to use its commands (only you see it)")
+    async def help_command(interaction: discord.Interaction) -> None:
+        await answer(interaction, lambda _: discord_help(), ephemeral=True)
+
+
+def discord_help() -> str:
+    return help_text(DISCORD_COMMANDS, UPLOAD_HINT)

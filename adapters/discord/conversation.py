@@ -4,25 +4,31 @@ load, the agent's turn with a typing indicator, and the replies posted in order.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 
 import discord
 from cachetools import LRUCache
 
-from adapters.discord.format import thread_name
-from adapters.discord.replies import error_text, send_text
+from adapters.discord.format import NO_PINGS, pieces, thread_name
+from adapters.discord.replies import error_text, nonce, send_text
 from adapters.discord.uploads import DM_UPLOADS, load_attachments
-from adapters.discord.where import channel_for, mentions_bot, prompt_text, speaker_for
+from adapters.discord.where import channel_for, mentions_bot, prompt_text, replies_to, speaker_for
+from adapters.help import greeting
+from adapters.streaming import Streamer
 from agent import Channel, ChatCore
 
 log = logging.getLogger(__name__)
 HANDLED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
-EMPTY_MENTION = "I'm here. Ask me something after the mention, or attach a file for me to read."
+EMPTY_MENTION = greeting("/help")
+POST_TIMEOUT = 60.0
 
 
 class Conversations:
-    def __init__(self, client: discord.Client, core: ChatCore, max_file_bytes: int) -> None:
+    def __init__(self, client: discord.Client, core: ChatCore, max_file_bytes: int,
+                 stream_interval: float = 0.0) -> None:
         self.client = client
+        self.stream_interval = stream_interval  # seconds between edits of a growing reply; 0: post when done
         self.core = core
         self.max_file_bytes = max_file_bytes
         # threads this bot has answered in: followed without a new mention
@@ -34,7 +40,8 @@ class Conversations:
             return
         place = await self._place(message)
         guild_id = message.guild.id if message.guild else None
-        if not (guild_id is None or mentions_bot(message, me.id) or await self._follows(place, guild_id, me.id)):
+        if not (guild_id is None or mentions_bot(message, me.id) or replies_to(message, me.id)
+                or await self._follows(place, guild_id, me.id)):
             return
         text = prompt_text(message, me.id)
         channel, thread = channel_for(place, guild_id, message.author.id)
@@ -63,13 +70,32 @@ class Conversations:
                 await send_text(target, EMPTY_MENTION, f"{message.id}:empty")
             return
         # Queued before any await, so one channel's turns run in the order its messages arrived.
-        future = self.core.submit(channel, speaker_for(message.author), text, thread)
+        streamer = self._streamer(target, message.id)
+        future = self.core.submit(channel, speaker_for(message.author), text, thread, on_event=streamer)
         async with target.typing():
             result = await asyncio.wrap_future(future)
-        for n, reply in enumerate(result.replies):
+        replies = streamer.unshown(result.replies) if streamer else result.replies
+        for n, reply in enumerate(replies):
             await send_text(target, reply, f"{message.id}:reply{n}")
         if result.notice:
             await send_text(target, result.notice, f"{message.id}:notice")
+
+    def _streamer(self, target: discord.abc.Messageable, key: int) -> Streamer[discord.Message] | None:
+        """A reply shown as it grows, from the turn's thread: posted once, then edited at most once per interval."""
+        if not self.stream_interval:
+            return None
+        loop = asyncio.get_running_loop()
+        count = itertools.count()
+
+        def post(text: str) -> discord.Message:
+            sent = target.send(text, allowed_mentions=NO_PINGS, nonce=nonce(f"{key}:stream{next(count)}"))
+            return asyncio.run_coroutine_threadsafe(sent, loop).result(POST_TIMEOUT)
+
+        def edit(sent: discord.Message, text: str) -> None:
+            asyncio.run_coroutine_threadsafe(sent.edit(content=text, allowed_mentions=NO_PINGS),
+                                             loop).result(POST_TIMEOUT)
+
+        return Streamer(post, edit, pieces, self.stream_interval)
 
     async def _place(self, message: discord.Message) -> discord.abc.Messageable:
         """The message's channel; a guild thread missing from the cache (e.g. after a restart) is fetched."""

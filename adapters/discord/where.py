@@ -37,6 +37,15 @@ def mentions_bot(message: discord.Message, bot_id: int) -> bool:
     return any(role.tags is not None and role.tags.bot_id == bot_id for role in message.role_mentions)
 
 
+def replies_to(message: discord.Message, bot_id: int) -> bool:
+    """A reply to one of the bot's own messages (with the ping off, the bot is not in its mentions)."""
+    ref = message.reference
+    if ref is None:
+        return False
+    replied = ref.resolved if isinstance(ref.resolved, discord.Message) else ref.cached_message
+    return replied is not None and replied.author.id == bot_id
+
+
 def prompt_text(message: discord.Message, bot_id: int) -> str:
     """The message as the agent should read it: the bot's mention removed, other mentions as @names."""
     text = re.sub(rf" ?<@!?{bot_id}>", "", message.content)

@@ -10,7 +10,8 @@ from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from adapters.slack.bot import SlackBot
-from adapters.slack.commands import COMMANDS, PICK_ACTION, picked, run_command
+from adapters.slack.commands import COMMANDS, PICK_ACTION, picked, run_command, suggestions
+from adapters.slack.home import EDIT_ACTION, EDIT_VIEW, check_edit, edit_modal, publish_home, save_edit, submitted
 from adapters.slack.messages import channel_for, parse_message
 from adapters.slack.replies import apology
 
@@ -59,6 +60,33 @@ def register(app: App, bot: SlackBot) -> None:
         place = channel_for(_team(body, context), body["channel"]["id"], body["user"]["id"])
         bot.respond_later(respond, lambda: picked(bot.core, place, action["selected_option"]["value"]))
 
+    def on_suggest(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
+        place = channel_for(_team(body, context), channel, body["user"]["id"])
+        ack(options=suggestions(bot.core, place, str(body.get("value") or "")))
+
+    def on_home(body: dict[str, Any], event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
+        if event.get("tab") == "home" and event.get("user"):
+            bot.later(lambda: publish_home(bot.core, client, _team(body, context), event["user"]), "App Home")
+
+    def on_edit(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext,
+                client: WebClient) -> None:
+        ack()  # views.open must follow within 3 s of the click: the trigger expires
+        team, user = _team(body, context), body["user"]["id"]
+        bot.later(lambda: client.views_open(trigger_id=body["trigger_id"],
+                                            view=edit_modal(bot.core, team, user, action["value"])), "an edit")
+
+    def on_save(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext,
+                client: WebClient) -> None:
+        channel, label, text = submitted(view)
+        place = channel_for(_team(body, context), channel, body["user"]["id"])
+        errors = check_edit(bot.core, place, label, text)
+        if errors:
+            ack(response_action="errors", errors=errors)
+            return
+        ack()
+        bot.later(lambda: save_edit(bot.core, client, place, body["user"]["id"], label, text), "a memory edit")
+
     def on_error(error: Exception, body: dict[str, Any]) -> None:
         apology(f"a Slack listener failed on {body.get('type') or 'a request'}", error)
 
@@ -68,4 +96,8 @@ def register(app: App, bot: SlackBot) -> None:
     for name in COMMANDS:
         app.command(name)(on_command)
     app.action(PICK_ACTION)(on_pick)
+    app.options(PICK_ACTION)(on_suggest)
+    app.event("app_home_opened")(on_home)
+    app.action(EDIT_ACTION)(on_edit)
+    app.view(EDIT_VIEW)(on_save)
     app.error(on_error)

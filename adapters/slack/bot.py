@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 class SlackBot:
     def __init__(self, core: ChatCore, max_file_bytes: int, ledger: Ledger, workers: int = 32,
-                 file_origins: Sequence[str] = SLACK_FILE_ORIGINS) -> None:
+                 file_origins: Sequence[str] = SLACK_FILE_ORIGINS, stream_interval: float = 0.0) -> None:
         self.core = core
         self.max_file_bytes = max_file_bytes
         self.file_origins = tuple(file_origins)  # where the bot token may fetch uploads from
@@ -38,6 +38,7 @@ class SlackBot:
         self.seen = SeenKeys(ledger)  # in SQL: every process of this app shares it
         self.people = People()
         self.threads = Threads(ledger)
+        self.stream_interval = stream_interval
 
     def first_delivery(self, body: dict[str, Any]) -> bool:
         """False for a retry of an event already handled, by any process. Slack retries when an ack was slow or
@@ -76,6 +77,16 @@ class SlackBot:
                 answers = [{"response_type": "ephemeral", "text": apology("a slash command failed")}]
             for answer in answers:
                 respond(**answer)
+
+        self.commands.submit(job)
+
+    def later(self, work: Callable[[], object], what: str) -> None:
+        """Run `work` after the ack; a failure is logged with an error id (nobody waits for an answer)."""
+        def job() -> None:
+            try:
+                work()
+            except Exception:
+                apology(f"{what} failed")
 
         self.commands.submit(job)
 

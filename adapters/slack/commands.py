@@ -5,22 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from adapters.help import help_text, is_help, usage
 from adapters.slack.format import pieces
 from agent import Channel, ChatCore, NotFound, UserError
 
 Response = dict[str, Any]
 PICK_ACTION = "membot_attach_pick"
-COMMANDS = ("/attach", "/detach", "/sources", "/memory", "/load", "/schedule")
+COMMANDS = ("/attach", "/detach", "/sources", "/memory", "/load", "/schedule", "/membot")
+HELP_COMMAND = "/membot help"
 CHANGES_SCHEDULES = ("add", "cancel", "rm", "remove", "delete", "tz", "timezone", "zone")
-MAX_OPTIONS = 100  # Slack's limit for a static_select
-USAGE = {
-    "/attach": "`/attach` shows a list of this workspace's sources to pick from; `/attach NAME` attaches source "
-               "NAME to this channel's agent.",
-    "/detach": "`/detach NAME` detaches source NAME from this channel's agent (`/sources` lists them).",
-    "/sources": "`/sources` lists this workspace's sources and marks those attached here.",
-    "/memory": "`/memory` shows the memory of this channel's agent.",
-    "/schedule": "`/schedule list`, `/schedule add WHEN WHAT`, `/schedule cancel ID`, `/schedule tz [ZONE]`.",
-}
+MAX_OPTIONS = 100  # Slack's limit for a select's options
 NO_SOURCES = ("No sources in this workspace yet. Upload a file (PDF, text, Markdown, .docx, .html) to a channel "
               "I am in and I will load it; then `/attach` it anywhere.")
 
@@ -43,6 +37,10 @@ def in_channel(text: str) -> list[Response]:
 def run_command(core: ChatCore, name: str, text: str, place: Channel, max_mb: float,
                 author: str = "") -> list[Response]:
     args = text.split()
+    if name == "/membot":
+        return ephemeral(slack_help())
+    if is_help(text):
+        return ephemeral(usage(name))
     if name == "/load":
         return ephemeral(load_help(max_mb))
     if name == "/schedule":
@@ -55,7 +53,12 @@ def run_command(core: ChatCore, name: str, text: str, place: Channel, max_mb: fl
         return ephemeral(core.sources_text(place))
     if name == "/memory" and not args:
         return ephemeral(core.memory_text(place))
-    return ephemeral(f"Usage: {USAGE.get(name, ' '.join(COMMANDS))}")
+    return ephemeral(usage(name))
+
+
+def slack_help() -> str:
+    return help_text(COMMANDS, "**Give it files**: upload a file to a channel I am in (or to a thread there) and I "
+                               "load it as a data source of this workspace and attach it to that channel's agent.")
 
 
 def attach(core: ChatCore, place: Channel, source: str) -> list[Response]:
@@ -92,17 +95,21 @@ def picked(core: ChatCore, place: Channel, source: str) -> list[Response]:
 
 
 def picker(core: ChatCore, place: Channel) -> list[Response]:
-    names = core.source_names(place.scope)
-    if not names:
+    """A typeahead select: Slack asks `suggestions` for the options as the person types."""
+    if not core.source_names(place.scope):
         return ephemeral(NO_SOURCES)
-    options = [{"text": {"type": "plain_text", "text": n[:75]}, "value": n} for n in names[:MAX_OPTIONS]]
     blocks: list[dict[str, Any]] = [{
         "type": "section",
         "text": {"type": "mrkdwn", "text": "Attach a source to this channel's agent:"},
-        "accessory": {"type": "static_select", "action_id": PICK_ACTION, "options": options,
-                      "placeholder": {"type": "plain_text", "text": "Choose a source"}},
+        "accessory": {"type": "external_select", "action_id": PICK_ACTION, "min_query_length": 0,
+                      "placeholder": {"type": "plain_text", "text": "Type to find a source"}},
     }]
-    if len(names) > MAX_OPTIONS:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": (
-            f"Showing {MAX_OPTIONS} of {len(names)} sources; type `/attach NAME` for the others.")}]})
     return [{"response_type": "ephemeral", "text": "Attach a source to this channel's agent", "blocks": blocks}]
+
+
+def suggestions(core: ChatCore, place: Channel, typed: str) -> list[dict[str, Any]]:
+    """The picker's options for what was typed: names starting with it first, then names containing it."""
+    typed = typed.strip().lower()
+    names = core.source_names(place.scope)
+    ranked = sorted((n for n in names if typed in n.lower()), key=lambda n: (not n.lower().startswith(typed), n))
+    return [{"text": {"type": "plain_text", "text": n[:75]}, "value": n} for n in ranked[:MAX_OPTIONS]]

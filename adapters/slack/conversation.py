@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from slack_sdk import WebClient
 
-from adapters.slack.format import from_slack
+from adapters.help import greeting
+from adapters.slack.commands import HELP_COMMAND
+from adapters.slack.format import from_slack, pieces
 from adapters.slack.messages import SlackMessage
-from adapters.slack.replies import apology, post, working
+from adapters.slack.replies import apology, post, post_one, working
 from adapters.slack.state import SlackState
 from adapters.slack.uploads import load_uploads
+from adapters.streaming import Streamer
 from agent import TurnResult, UserError
 
 
@@ -22,14 +25,17 @@ def handle_message(bot: SlackState, client: WebClient, msg: SlackMessage, bot_us
     text = from_slack(msg.text, lambda user: bot.people.name(client, user), bot_user_id)
     if text:
         answer(bot, client, msg, text)
+    elif not msg.files:  # a bare mention: say hello rather than nothing
+        post(client, msg.channel, msg.reply_thread, [greeting(HELP_COMMAND)])
 
 
 def answer(bot: SlackState, client: WebClient, msg: SlackMessage, text: str) -> None:
     with working(client, msg.channel, msg.ts):
         try:
             speaker = bot.people.speaker(client, msg.user)
-            result = bot.core.submit(msg.place, speaker, text, thread=msg.root).result()
-            texts = shown(result)
+            streamer = _streamer(bot, client, msg)
+            result = bot.core.submit(msg.place, speaker, text, thread=msg.root, on_event=streamer).result()
+            texts = shown(result, streamer)
         except UserError as exc:
             texts = [str(exc)]
         except Exception:
@@ -39,7 +45,17 @@ def answer(bot: SlackState, client: WebClient, msg: SlackMessage, text: str) -> 
         bot.threads.joined(msg.team, msg.channel, msg.reply_thread)
 
 
-def shown(result: TurnResult) -> list[str]:
-    """The agent's messages, and the notice when the turn failed or sent nothing."""
+def shown(result: TurnResult, streamer: Streamer[str] | None = None) -> list[str]:
+    """The agent's messages (those not already shown while streamed), and the notice when the turn failed or sent
+    nothing."""
     notice = [f"_{result.notice}_"] if result.notice and (result.failed or not result.replies) else []
-    return result.replies + notice
+    return (streamer.unshown(result.replies) if streamer else result.replies) + notice
+
+
+def _streamer(bot: SlackState, client: WebClient, msg: SlackMessage) -> Streamer[str] | None:
+    """A reply shown as it grows: posted once, then chat.update at most once per interval."""
+    if not bot.stream_interval:
+        return None
+    return Streamer(lambda text: post_one(client, msg.channel, msg.reply_thread, text),
+                    lambda ts, text: client.chat_update(channel=msg.channel, ts=ts, text=text),
+                    pieces, bot.stream_interval)

@@ -41,6 +41,13 @@ def post(client: WebClient, channel: str, thread_ts: str, texts: Iterable[str]) 
     return True
 
 
+def post_one(client: WebClient, channel: str, thread_ts: str, mrkdwn: str) -> str:
+    """Post one mrkdwn message (already within the limit); its ts, to edit it. Raises when Slack refuses."""
+    answer = client.chat_postMessage(channel=channel, text=mrkdwn, thread_ts=thread_ts or None, unfurl_links=False,
+                                     unfurl_media=False)
+    return str(answer["ts"])
+
+
 @contextmanager
 def working(client: WebClient, channel: str, ts: str) -> Iterator[None]:
     """Show an hourglass on the person's message while the bot works on it."""

@@ -18,3 +18,4 @@ class SlackState(Protocol):
     seen: SeenKeys  # events, messages and files already handled (in SQL, shared by every process)
     people: People
     threads: Threads
+    stream_interval: float  # seconds between edits of a reply shown while it grows; 0: post replies when done

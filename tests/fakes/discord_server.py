@@ -233,10 +233,15 @@ class FakeDiscord:
 
     # what a person does ----------------------------------------------------------------------------------
     async def post(self, channel_id: int, author: JSON, content: str, attachments: list[JSON] | None = None,
-                   dm: bool = False) -> JSON:
-        """A person (or another bot) posts a message: stored and sent to the bot as MESSAGE_CREATE."""
+                   dm: bool = False, reply_to: JSON | None = None) -> JSON:
+        """A person (or another bot) posts a message: stored and sent to the bot as MESSAGE_CREATE. `reply_to`:
+        a reply to that message, its author not pinged (type 19, message_reference, referenced_message)."""
         message = self.message_json(channel_id, author, content, None if dm else self._guild_of(channel_id),
                                     attachments)
+        if reply_to is not None:
+            message.update(type=19, referenced_message=reply_to, message_reference={
+                "type": 0, "message_id": reply_to["id"], "channel_id": reply_to["channel_id"],
+                **({"guild_id": message["guild_id"]} if "guild_id" in message else {})})
         self.messages[channel_id].append(message)
         await self.dispatch("MESSAGE_CREATE", message)
         return message
@@ -245,7 +250,7 @@ class FakeDiscord:
         return self.snowflake()
 
     async def interact(self, guild: FakeGuild | None, channel_id: int, user: JSON, command: str,
-                       options: dict[str, str] | None = None, focused: str = "") -> JSON:
+                       options: dict[str, str] | None = None, focused: str = "", dispatch: bool = True) -> JSON:
         """A slash command (or, with `focused`, an autocomplete request for that option)."""
         opts = [{"name": k, "type": 3, "value": v, **({"focused": True} if k == focused else {})}
                 for k, v in (options or {}).items()]
@@ -267,6 +272,33 @@ class FakeDiscord:
             interaction.update({"user": user, "context": 1, "authorizing_integration_owners": {"1": user["id"]},
                                 "channel": {"id": str(channel_id), "type": 1, "recipients": [user],
                                             "last_message_id": None}})
+        if dispatch:
+            await self.dispatch("INTERACTION_CREATE", interaction)
+        return interaction
+
+    async def context_menu(self, guild: FakeGuild, user: JSON, name: str, target: JSON) -> JSON:
+        """A person picks a message context-menu command (Apps > `name`) on the message `target`."""
+        interaction = await self.interact(guild, int(target["channel_id"]), user, name, dispatch=False)
+        interaction["data"].update(type=3, target_id=target["id"], options=[],
+                                   resolved={"messages": {target["id"]: target}})
+        await self.dispatch("INTERACTION_CREATE", interaction)
+        return interaction
+
+    async def click(self, guild: FakeGuild, channel_id: int, user: JSON, message: JSON, custom_id: str) -> JSON:
+        """A person clicks the button `custom_id` on a message the bot sent (e.g. an ephemeral follow-up)."""
+        interaction = await self.interact(guild, channel_id, user, "", dispatch=False)
+        interaction.update(type=3, message={k: v for k, v in message.items() if k != "allowed_mentions"},
+                           data={"custom_id": custom_id, "component_type": 2})
+        await self.dispatch("INTERACTION_CREATE", interaction)
+        return interaction
+
+    async def submit_modal(self, guild: FakeGuild, channel_id: int, user: JSON, modal: JSON,
+                           values: dict[str, str]) -> JSON:
+        """A person submits a modal the bot opened (`modal`: the callback's data); `values` by input custom_id."""
+        interaction = await self.interact(guild, channel_id, user, "", dispatch=False)
+        rows = [{"type": 1, "components": [{"type": 4, "custom_id": c["custom_id"], "value": values[c["custom_id"]]}
+                                           for c in row["components"]]} for row in modal["components"]]
+        interaction.update(type=5, data={"custom_id": modal["custom_id"], "components": rows})
         await self.dispatch("INTERACTION_CREATE", interaction)
         return interaction
 
@@ -447,7 +479,10 @@ class FakeDiscord:
         cid, mid = int(request.match_info["cid"]), request.match_info["mid"]
         for message in self.messages.get(cid, []):
             if message["id"] == mid:
-                message.update({k: v for k, v in (await self._body(request) or {}).items() if k == "content"})
+                content = (await self._body(request) or {}).get("content")
+                if content is not None:
+                    message.setdefault("versions", [message["content"]]).append(content)
+                    message["content"] = content
                 return json_response(message)
         return error(404, "Unknown Message", 10008)
 
@@ -482,14 +517,18 @@ class FakeDiscord:
         body = await self._body(request) or {}
         message = self.message_json(0, self.bot_user, body.get("content") or "")
         message.update({"webhook_id": str(self.app_id), "flags": body.get("flags") or 0,
-                        "allowed_mentions": body.get("allowed_mentions")})
+                        "allowed_mentions": body.get("allowed_mentions"), "embeds": body.get("embeds") or [],
+                        "components": body.get("components") or [], "interaction_token": token})
         self.followups[token].append(message)
         return json_response(message)
 
     async def _sync(self, request: web.Request) -> web.Response:
         where = request.match_info.get("gid", "global")
+        if where != "global" and int(where) not in self.guilds:  # Discord: the bot is not in that server
+            return error(403, "Missing Access", 50001)
         commands = [{**c, "id": str(self.snowflake()), "application_id": str(self.app_id), "version": "1",
-                     "default_member_permissions": None, "type": c.get("type", 1)}
+                     "default_member_permissions": None, "type": c.get("type", 1),
+                     "description": c.get("description", "")}
                     for c in (await self._body(request) or [])]
         self.commands[where] = commands
         return json_response(commands)

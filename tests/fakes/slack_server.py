@@ -85,6 +85,10 @@ class FakeSlack:
         self.downloads: list[tuple[str, bool]] = []  # (file id, whether the token was right)
         self.history: dict[str, list[JSON]] = {}  # channel -> messages, people's and the bot's
         self.files: dict[str, StoredFile] = {}
+        self.mpims: set[str] = set()  # group DMs: their events say channel_type "mpim"
+        self.members: dict[str, set[str]] = {}  # channel -> its members (the bot too, once it is in)
+        self.views: dict[str, JSON] = {}  # view id -> the view as last published, opened or updated
+        self.homes: dict[str, str] = {}  # user -> the view id of their App Home
         self._failures: dict[str, deque[Failure]] = {}
         self._cond = threading.Condition()
         self._clock = itertools.count(1)
@@ -180,7 +184,8 @@ class FakeSlack:
         events = []
         if f"<@{self.bot_user_id}>" in message.get("text", ""):
             events.append({**base, "type": "app_mention"})
-        kind = "im" if channel.startswith("D") else "group" if channel.startswith("G") else "channel"
+        kind = ("mpim" if channel in self.mpims else "im" if channel.startswith("D")
+                else "group" if channel.startswith("G") else "channel")
         events.append({**base, "type": "message", "channel_type": kind})
         return events
 
@@ -213,18 +218,82 @@ class FakeSlack:
         return self.deliver("slash_commands", payload)
 
     def pick(self, block: JSON, value: str, user: str = "U1", channel: str = "C1") -> tuple[int, str]:
-        """A person picks `value` in the static_select of a section block the app sent."""
+        """A person picks `value` in the select of a section block the app sent (static: one of its options;
+        external: one the app suggested)."""
         accessory = block["accessory"]
-        option = next(o for o in accessory["options"] if o["value"] == value)
+        options = accessory.get("options") or self.suggest(block, value, user, channel)
+        option = next(o for o in options if o["value"] == value)
         payload = {"type": "block_actions", "team": {"id": self.team_id, "domain": "fake"},
                    "user": {"id": user, "name": self.users.get(user, user), "team_id": self.team_id},
                    "api_app_id": "A1", "token": "verification", "trigger_id": uuid.uuid4().hex,
                    "container": {"type": "message", "channel_id": channel, "is_ephemeral": True},
                    "channel": {"id": channel, "name": "general"}, "response_url": self._response_url(),
-                   "actions": [{"type": "static_select", "action_id": accessory["action_id"],
+                   "actions": [{"type": accessory["type"], "action_id": accessory["action_id"],
                                 "block_id": block.get("block_id", "b1"), "selected_option": option,
                                 "action_ts": str(time.time())}]}
         return self.deliver("interactive", payload)
+
+    def join(self, channel: str, *users: str) -> None:
+        """`users` (the bot's id among them, to add the bot) become members of `channel`."""
+        with self._cond:
+            self.members.setdefault(channel, set()).update(users)
+
+    def open_home(self, user: str = "U1") -> JSON:
+        """A person opens the app's Home tab: an `app_home_opened` event; returns its body."""
+        event = {"type": "app_home_opened", "user": user, "channel": f"D{user}", "tab": "home",
+                 "event_ts": self.next_ts()}
+        if user in self.homes:
+            event["view"] = self.views[self.homes[user]]
+        return self.deliver_event(event)
+
+    def wait_home(self, user: str = "U1", after: int = 0, timeout: float = 60) -> JSON:
+        """The user's App Home once views.publish was called for them more than `after` times."""
+        self.wait_for(lambda: len([c for c in self.calls_of("views.publish") if c.args.get("user_id") == user])
+                      > after, timeout, f"views.publish for {user}")
+        return self.views[self.homes[user]]
+
+    def click(self, view: JSON, action_id: str, value: str = "", user: str = "U1") -> tuple[int, str]:
+        """A person clicks a button (found by action_id and, if given, value) in a view; returns the ack."""
+        button, block = next((e, b) for b in view["blocks"] for e in _elements(b)
+                             if e.get("action_id") == action_id and (not value or e.get("value") == value))
+        payload = {"type": "block_actions", "team": {"id": self.team_id, "domain": "fake"},
+                   "user": {"id": user, "name": self.users.get(user, user), "team_id": self.team_id},
+                   "api_app_id": "A1", "token": "verification", "trigger_id": uuid.uuid4().hex,
+                   "container": {"type": "view", "view_id": view["id"]}, "view": view,
+                   "actions": [{"type": "button", "action_id": action_id, "block_id": block.get("block_id", ""),
+                                "value": button.get("value", ""), "action_ts": str(time.time())}]}
+        return self.deliver("interactive", payload)
+
+    def submit(self, view: JSON, values: dict[str, str], user: str = "U1") -> JSON:
+        """A person submits a modal; `values` maps each input block's block_id to the text typed. Returns the
+        app's ack payload ({} for a plain ack; response_action "errors" with the errors shown in the modal)."""
+        state: JSON = {}
+        for block in view["blocks"]:
+            if block.get("type") == "input":
+                element = block["element"]
+                state[block["block_id"]] = {element["action_id"]: {"type": element["type"],
+                                                                   "value": values[block["block_id"]]}}
+        payload = {"type": "view_submission", "team": {"id": self.team_id, "domain": "fake"},
+                   "user": {"id": user, "name": self.users.get(user, user), "team_id": self.team_id},
+                   "api_app_id": "A1", "token": "verification", "trigger_id": uuid.uuid4().hex,
+                   "view": {**view, "state": {"values": state}}, "response_urls": []}
+        _, body = self.deliver("interactive", payload)
+        answer = json.loads(body) if body else {}
+        return answer if isinstance(answer, dict) else {}
+
+    def suggest(self, block: JSON, typed: str, user: str = "U1", channel: str = "C1") -> list[JSON]:
+        """A person types into an external_select: a block_suggestion; returns the options the app answered."""
+        accessory = block["accessory"]
+        payload = {"type": "block_suggestion", "team": {"id": self.team_id, "domain": "fake"},
+                   "user": {"id": user, "name": self.users.get(user, user), "team_id": self.team_id},
+                   "api_app_id": "A1", "token": "verification", "action_id": accessory["action_id"],
+                   "block_id": block.get("block_id", "b1"), "value": typed,
+                   "container": {"type": "message", "channel_id": channel, "is_ephemeral": True},
+                   "channel": {"id": channel, "name": "general"}}
+        status, body = self.deliver("interactive", payload)
+        assert status == 200, body
+        answer = json.loads(body)
+        return list(answer["options"] if isinstance(answer, dict) else [])
 
     # ----------------------------------------------------------------------------------------- delivery
 
@@ -371,6 +440,44 @@ class FakeSlack:
         self._record_message(channel, message)
         return {"channel": channel, "ts": message["ts"], "message": {k: message[k] for k in ("type", "user", "text")}}
 
+    def _api_users_conversations(self, args: JSON) -> JSON:
+        user = str(args.get("user") or self.bot_user_id)
+        with self._cond:
+            ids = sorted(c for c, people in self.members.items() if user in people)
+        return {"channels": [{"id": c, "name": f"chan-{c.lower()}", "is_mpim": c in self.mpims,
+                              "is_private": c[0] == "G"} for c in ids], "response_metadata": {"next_cursor": ""}}
+
+    def _view(self, view: Any, view_id: str = "") -> JSON:
+        stored = {**(json.loads(view) if isinstance(view, str) else view), "id": view_id or f"V{next(self._clock)}"}
+        with self._cond:
+            self.views[stored["id"]] = stored
+            self._cond.notify_all()
+        return stored
+
+    def _api_views_publish(self, args: JSON) -> JSON:
+        user = str(args.get("user_id"))
+        stored = self._view(args.get("view"), self.homes.get(user, ""))
+        if stored.get("type") != "home":
+            return {"ok": False, "error": "invalid_arguments"}
+        self.homes[user] = stored["id"]
+        return {"view": stored}
+
+    def _api_views_open(self, args: JSON) -> JSON:
+        if not args.get("trigger_id"):
+            return {"ok": False, "error": "invalid_trigger_id"}
+        return {"view": self._view(args.get("view"))}
+
+    def _api_chat_update(self, args: JSON) -> JSON:
+        channel, ts = str(args.get("channel")), str(args.get("ts"))
+        with self._cond:
+            message = next((m for m in self.history.get(channel, []) if m["ts"] == ts and m.get("bot_id")), None)
+            if message is None:
+                return {"ok": False, "error": "message_not_found"}
+            message.setdefault("versions", [message["text"]]).append(args.get("text", ""))
+            message["text"] = args.get("text", "")
+            self._cond.notify_all()
+        return {"channel": channel, "ts": ts, "text": message["text"]}
+
     def _api_reactions_add(self, args: JSON) -> JSON:
         return {}
 
@@ -434,6 +541,11 @@ class FakeSlack:
             if self._ws is ws:
                 self._ws = None
         return ws
+
+
+def _elements(block: JSON) -> list[JSON]:
+    """A block's interactive elements: a section's accessory, an actions block's elements."""
+    return [block["accessory"]] if "accessory" in block else list(block.get("elements") or [])
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
