@@ -198,7 +198,7 @@ def test_socket_mode_reconnects_when_slack_asks(open_world: Any) -> None:
     world.slack.refresh_connection()
     world.slack.say("U1", "C1", "<@UBOT> after")
     assert world.slack.wait_posts(2)[-1]["text"] == "re: after"
-    assert len(world.slack.calls_of("apps.connections.open")) == 2
+    assert len(world.slack.calls_of("apps.connections.open")) == 3  # the start-up token check, connect, reconnect
 
 
 def test_direct_message_is_the_persons_own_agent(world: World) -> None:
