@@ -21,13 +21,13 @@ def is_empty_step(message: Message) -> bool:
 
 
 def prompt_messages(system: str, window: Sequence[Message], facts: dict[str, str] | None = None,
-                    facts_on: int | None = None) -> list[dict[str, Any]]:
+                    facts_on: Message | None = None) -> list[dict[str, Any]]:
     """The messages of one request: system first, the window in order, `facts` (fields) inside the JSON of
     input `facts_on`."""
     out: list[dict[str, Any]] = [{"role": "system", "content": system}]
     for message in window:
         if is_empty_step(message):
             continue
-        extra = facts if facts and message.id is not None and message.id == facts_on else None
+        extra = facts if facts and facts_on is not None and message is facts_on else None
         out.append(render(message, extra))
     return out

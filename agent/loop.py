@@ -1,7 +1,8 @@
 """One turn of the MemGPT loop: inner thought, tool calls, heartbeat chaining, a cap on steps.
 
-Everything a turn changes in SQL happens in one session that is committed at the end; if the model fails for
-good the session is rolled back and archival inserts are undone, so the agent is exactly as before the turn.
+No SQL write happens while the model thinks: the turn reads through its session (without autoflush), keeps its
+new messages and core memory edits in memory, and lands them in one short transaction at the end (`_Turn.land`).
+If the model fails for good nothing was written and archival inserts are undone, so the agent is as before.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from agent import prompts
@@ -62,9 +64,9 @@ class TurnRunner:
             on_event: EventSink | None = None, human_preset: str = "") -> TurnResult:
         turn = _Turn(self, session, agent, incoming, archival, on_event or (lambda e: None), human_preset)
         try:
-            result = turn.run()
-            agent.updated_at = utcnow()
-            session.add(agent)
+            with session.no_autoflush:  # reads never flush: no write lock (SQLite) across a model call
+                result = turn.run()
+            turn.land()
             session.commit()
             if self.schedules is not None:
                 self.schedules.publish(session)  # the schedules its tools added or cancelled
@@ -97,8 +99,10 @@ class _Turn:
         self._facts: dict[str, str] | None = None  # in the turn's first input, fixed at its first step
         self._system_text: str | None = None  # likewise the system prompt, until a summary changes it
         self.fixed = 0  # tokens of system prompt and tool schemas in the latest request
-        self.first_id: int | None = None  # the message that started this turn
-        self._sizes: dict[int, int] = {}
+        self.first: Message | None = None  # the message that started this turn
+        self.new: list[Message] = []  # this turn's messages, written at `land`
+        self._context_from: Message | None = None  # a new message that starts the window after a summary
+        self._sizes: dict[tuple[str, int], int] = {}
         self._archived: tuple[int, int] | None = None  # (inserts this turn, archival passages)
         self.window = list(session.exec(select(Message).where(Message.agent_id == agent.id,
                                                               col(Message.id) >= agent.context_from)
@@ -106,8 +110,8 @@ class _Turn:
 
     def run(self) -> TurnResult:
         if self.incoming.speaker is not None:
-            self.core.person(self.incoming.speaker, self.human_preset)
-        self.first_id = self._add("user", self.incoming.text, kind=self.incoming.kind).id
+            self.core.meet(self.incoming.speaker, self.human_preset)
+        self.first = self._add("user", self.incoming.text, kind=self.incoming.kind)
         limit = self.r.limits.max_steps
         for step in range(1, limit + 1):
             self.result.steps = step
@@ -123,6 +127,23 @@ class _Turn:
             self._notice("The agent did not send a reply this time.")
         self.result.replies = list(self.ctx.sent)
         return self.result
+
+    def land(self) -> None:
+        """Write the turn in one short transaction. The agent row is updated first: that takes SQLite's write lock
+        (a row lock on PostgreSQL), so two turns of one agent landing at once append one contiguous block each.
+        Core memory edits are re-applied to the blocks as they are now, so a concurrent edit is never lost."""
+        agent_id = int(self.agent.id or 0)
+        with self.session.no_autoflush:
+            now = utcnow()
+            self.session.execute(update(Agent).where(col(Agent.id) == agent_id).values(updated_at=now))
+            self.agent.updated_at = now
+            self.session.add(self.agent)
+            self.core.reapply()
+            for message in self.new:
+                self.session.add(message)
+        self.session.flush()
+        if self._context_from is not None:
+            self.agent.context_from = int(self._context_from.id or 0)
 
     # one step ------------------------------------------------------------------------------------------
     def _complete(self) -> Completion:
@@ -250,7 +271,7 @@ class _Turn:
         """What changes from turn to turn rides inside the turn's first input, not the system prompt: the
         speaking person's block (channels alternate speakers) and the counts."""
         if self._facts is None:
-            total = recall.count(self.session, int(self.agent.id or 0))
+            total = recall.count(self.session, int(self.agent.id or 0)) + len(self.new)
             counts = prompts.FACTS.format(messages=total, hidden=max(0, total - len(self.window)),
                                           archival=self._archival_count())
             person = self.core.render_person(self.incoming.speaker)
@@ -279,7 +300,7 @@ class _Turn:
 
     def _size(self, message: Message) -> int:
         """Tokens of one message, counted once per turn (messages do not change within a turn)."""
-        key = int(message.id or 0)
+        key = ("new", id(message)) if message.id is None else ("row", message.id)  # new ones live all turn
         if key not in self._sizes:
             self._sizes[key] = message_tokens(message)
         return self._sizes[key]
@@ -294,7 +315,7 @@ class _Turn:
         self.result.prompt_parts.append({"system": count_tokens(system) + self._facts_tokens() - memory,
                                          "memory": memory,
                                          "tools": self.r.schema_tokens, "history": self._history_tokens()})
-        return prompt_messages(system, self.window, self._turn_facts(), self.first_id)
+        return prompt_messages(system, self.window, self._turn_facts(), self.first)
 
     def _summarize(self, system: str, at_most: int | None = None) -> bool:
         """Summarize the oldest messages out of the window, keeping at most `at_most` tokens of messages if
@@ -305,7 +326,7 @@ class _Turn:
         keep = int(budget.keep_share * budget.room(fixed))
         keep = keep if at_most is None else min(keep, at_most)
         # Earlier turns go first: the question being answered stays in view unless this turn alone is too big.
-        start = next((i for i, m in enumerate(self.window) if m.id == self.first_id), len(self.window) - 1)
+        start = next((i for i, m in enumerate(self.window) if m is self.first), len(self.window) - 1)
         cut = choose_cut(self.window, keep, start)
         if cut == 0 or fixed + sum(self._size(m) for m in self.window[cut:]) > budget.limit:
             # This turn alone is too big: cut inside it, but keep the latest step with its tool results.
@@ -316,7 +337,9 @@ class _Turn:
         evicted, self.window = self.window[:cut], self.window[cut:]
         self.agent.summary = summarize(self.r.model, self.agent, evicted, budget)
         self._system_text = None
-        self.agent.context_from = int(self.window[0].id or 0)
+        head = self.window[0]
+        self._context_from = head if head.id is None else None  # its id is known once the turn lands
+        self.agent.context_from = int(head.id or 0)
         self.agent.pressure_alerted = False
         self.session.add(self.agent)
         self._emit(TurnEvent("notice", f"Summarized {len(evicted)} older messages to free the context window."))
@@ -328,8 +351,7 @@ class _Turn:
         author = speaker.name if speaker and role == "user" and fields.get("kind", "message") == "message" else ""
         message = Message(agent_id=int(self.agent.id or 0), role=role, content=content, author=author,
                           author_id=speaker.id if author and speaker else "", thread=self.incoming.thread, **fields)
-        self.session.add(message)
-        self.session.flush()
+        self.new.append(message)
         self.window.append(message)
         return message
 

@@ -59,7 +59,8 @@ def state(c: Container, agent_id: int) -> dict[str, Any]:
                                                   .order_by(col(Block.id))).all()]
         agent = s.get(Agent, agent_id)
         assert agent is not None
-        row = agent.model_dump(exclude={"updated_at"})
+        # The archival bookkeeping (model, next document id) is committed before a Milvus write, on purpose.
+        row = agent.model_dump(exclude={"updated_at", "archival_revision", "embedding_model", "embedding_dim"})
     archival = c.passages.count(c.passages.agent_collection(agent_id)) \
         if c.passages.exists(c.passages.agent_collection(agent_id)) else 0
     return {"messages": messages, "blocks": blocks, "agent": row, "archival": archival}

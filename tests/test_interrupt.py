@@ -333,3 +333,29 @@ def test_keyboard_interrupt_during_embedding_or_after_the_insert(container: Cont
     report = container.loader.load("local", "big", [first, InputFile.from_bytes("cut.txt", text)])
     assert [o.status for o in report.outcomes] == ["unchanged", "loaded"]
     assert container.sources.search("local", ["big"], "CUTFILEMARK", mode="keyword").total == 1
+
+
+def test_kill_right_after_an_archival_insert_leaves_the_agent_searchable(home: Path, embedder, fake) -> None:
+    """kill -9 of `membot run` right after a turn's archival_memory_insert reached Milvus: the turn never landed,
+    but the agent's embedding model was recorded first, so its archival memory stays searchable."""
+    from agent.db.models import Agent, Message
+    from tests.conftest import llm_env
+    from tests.fakes import tool_call
+
+    fake.script(tool_call("send_message", message="Hello."),
+                tool_call("archival_memory_insert", content="The harbour gate code is 7319.", request_heartbeat=True),
+                tool_call("send_message", message="Saved."))
+    env = {**os.environ, "MEMBOT_HOME": str(home), "HF_HUB_OFFLINE": "1", **llm_env(fake),
+           "SIGNAL_AFTER_INSERT": "1", "SIGNAL": "SIGKILL"}
+    done = subprocess.run([sys.executable, "-c", SIGNAL_AFTER_INSERT, "run", "--agent", "keeper"], cwd=ROOT,
+                          env=env, input="Remember the gate code 7319.\n", capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    with Container(make_settings(home, **llm_env(fake)), embedder=embedder) as c:
+        with Session(c.engine) as s:
+            agent = s.exec(select(Agent).where(Agent.name == "keeper")).one()
+            said = s.exec(select(Message.content).where(Message.agent_id == agent.id)).all()
+        assert agent.embedding_model == embedder.model and agent.embedding_dim == embedder.dim
+        assert not any("7319" in text for text in said)  # the killed turn left no messages
+        page = c.agents.search_archival(int(agent.id or 0), "harbour gate code")
+        assert page.total >= 1 and "7319" in page.hits[0].text

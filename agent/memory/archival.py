@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy import case, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from agent.archival.catalog import Catalog
@@ -50,15 +52,13 @@ class ArchivalMemory:
         size = max(16, embedder.max_tokens - 2)
         chunks = chunk_pages([content], embedder.tokens, size, min(20, size // 4), numbered=False)
         vectors = embedder.embed([c.text for c in chunks])
-        self.agent.archival_revision += 1
-        doc = self.agent.archival_revision
+        doc = self._reserve(embedder)
         stamp = now_ms()
         rows = [PassageRow(passage_id(doc, c.index), v, c.text, doc, "", 0, c.index, stamp,
                            agent_id=int(self.agent.id or 0)) for c, v in zip(chunks, vectors)]
         self.store.ensure(self.collection, embedder.dim, embedder.model)
         self.store.insert(self.collection, rows)
         self.written.append(doc)
-        self.session.add(self.agent)
         return f"Saved to archival memory ({len(rows)} passage{'s' if len(rows) != 1 else ''})."
 
     def undo(self) -> None:
@@ -94,10 +94,34 @@ class ArchivalMemory:
     def _target(self, source: Source) -> SearchTarget:
         return source_target(self.store, source, self.catalog.ready_document_ids(int(source.id or 0)))
 
+    def _reserve(self, embedder: Embedder) -> int:
+        """Record the agent's embedding model and take the next document id in a short transaction of its own,
+        committed before anything goes into Milvus: a turn that fails or is killed after the insert still leaves
+        the agent searchable, and two writers never get the same id."""
+        agent_id = int(self.agent.id or 0)
+        table = Agent.__table__  # type: ignore[attr-defined]
+        stmt = (update(table).where(table.c.id == agent_id)
+                .values(archival_revision=table.c.archival_revision + 1,
+                        embedding_model=case((table.c.embedding_model == "", embedder.model),
+                                             else_=table.c.embedding_model),
+                        embedding_dim=case((table.c.embedding_model == "", embedder.dim),
+                                           else_=table.c.embedding_dim))
+                .returning(table.c.archival_revision, table.c.embedding_model, table.c.embedding_dim))
+        raw = self.session.connection().connection.dbapi_connection
+        if getattr(raw, "in_transaction", False) and self.session.get_bind().dialect.name == "sqlite":
+            row = self.session.execute(stmt).one()  # this session already writes (holds SQLite's lock): join it
+        else:
+            with Session(self.session.get_bind()) as own:
+                row = own.execute(stmt).one()
+                own.commit()
+        for name, value in zip(("archival_revision", "embedding_model", "embedding_dim"), row):
+            set_committed_value(self.agent, name, value)
+        self._check_model(embedder)  # another process may have recorded a different model meanwhile
+        return int(row[0])
+
     def _check_model(self, embedder: Embedder) -> None:
-        if not self.agent.embedding_model:
-            self.agent.embedding_model, self.agent.embedding_dim = embedder.model, embedder.dim
-        elif (self.agent.embedding_model, self.agent.embedding_dim) != (embedder.model, embedder.dim):
+        stored = (self.agent.embedding_model, self.agent.embedding_dim)
+        if self.agent.embedding_model and stored != (embedder.model, embedder.dim):
             raise ToolFailure(f"Archival memory was embedded with {self.agent.embedding_model}; the configured "
                               f"model is {embedder.model}, so new memories cannot be added to it.")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
@@ -10,6 +12,8 @@ from sqlmodel import Session, select
 from agent.db.models import Block
 from agent.db.upsert import insert_ignore
 from agent.errors import ToolFailure
+
+log = logging.getLogger(__name__)
 
 PERSONA = "persona"
 PERSON_PREFIX = "person:"
@@ -31,24 +35,29 @@ class CoreMemory:
     def __init__(self, session: Session, agent_id: int) -> None:
         self.session = session
         self.agent_id = agent_id
+        self.edits: list[tuple[Block, Callable[[str], str]]] = []  # this turn's edits, for `reapply`
+        self.pending: dict[str, Block] = {}  # blocks met this turn, inserted at `reapply`
 
     def all(self) -> list[Block]:
-        rows = self.session.exec(select(Block).where(Block.agent_id == self.agent_id).order_by(Block.id)).all()
-        return list(rows)
+        rows = list(self.session.exec(select(Block).where(Block.agent_id == self.agent_id).order_by(Block.id)).all())
+        return rows + [b for label, b in self.pending.items() if all(r.label != label for r in rows)]
 
     def get(self, label: str) -> Block | None:
+        return self._row(label) or self.pending.get(label)
+
+    def _row(self, label: str) -> Block | None:
         return self.session.exec(select(Block).where(Block.agent_id == self.agent_id, Block.label == label)).first()
 
     def ensure(self, label: str, value: str = "", title: str = "", limit: int = 2000) -> Block:
         """The block called `label`, inserted with `value` unless it exists: insert-or-get, so two turns (or
         processes) meeting a new person at once both get the one block."""
-        block = self.get(label)
+        block = self._row(label)
         if block is None:
             self.session.flush()
             fresh = Block(agent_id=self.agent_id, label=label, value=value[:limit], title=title, limit=limit)
             insert_ignore(self.session.connection(), Block.__table__,  # type: ignore[attr-defined]
                           fresh.model_dump(exclude={"id"}))
-            block = self.get(label)
+            block = self._row(label)
             assert block is not None
         if title and block.title != title:
             block.title = title
@@ -56,12 +65,24 @@ class CoreMemory:
         return block
 
     def person(self, speaker: Speaker, initial: str = "") -> Block:
-        return self.ensure(speaker.label, f"Name: {speaker.name}\n{initial}".strip(), title=speaker.name)
+        return self.ensure(speaker.label, _person_text(speaker, initial), title=speaker.name)
+
+    def meet(self, speaker: Speaker, initial: str = "") -> Block:
+        """Like `person`, but a new person's block stays in memory until `reapply` writes it (within a turn)."""
+        block = self._row(speaker.label)
+        if block is None:
+            block = self.pending.get(speaker.label) or Block(agent_id=self.agent_id, label=speaker.label,
+                                                             value=_person_text(speaker, initial)[:2000],
+                                                             title=speaker.name)
+            self.pending[speaker.label] = block
+        elif block.title != speaker.name:
+            block.title = speaker.name
+        return block
 
     def resolve(self, label: str, speaker: Speaker | None) -> Block:
         """`human` is whoever is speaking; a person's display name also finds their block."""
         if label == "human" and speaker is not None:
-            return self.person(speaker)
+            return self.meet(speaker)
         block = self.get(label)
         if block is None:
             block = next((b for b in self.all() if b.title and b.title.lower() == label.lower()), None)
@@ -72,8 +93,7 @@ class CoreMemory:
 
     def append(self, label: str, content: str, speaker: Speaker | None) -> str:
         block = self.resolve(label, speaker)
-        new = f"{block.value}\n{content}" if block.value else content
-        return self._set(block, new)
+        return self._set(block, lambda value: f"{value}\n{content}" if value else content)
 
     def replace(self, label: str, old: str, new: str, speaker: Speaker | None) -> str:
         block = self.resolve(label, speaker)
@@ -81,17 +101,41 @@ class CoreMemory:
             raise ToolFailure("Edit failed: old_content is empty; use core_memory_append to add text.")
         if old not in block.value:
             raise ToolFailure(f"Edit failed: {old!r} is not in the {label} block. Copy the exact text to replace.")
-        return self._set(block, block.value.replace(old, new, 1))
+        return self._set(block, lambda value: value.replace(old, new, 1))
 
-    def _set(self, block: Block, value: str) -> str:
+    def _set(self, block: Block, edit: Callable[[str], str]) -> str:
+        value = edit(block.value)
         if len(value) > block.limit:
             raise ToolFailure(
                 f"Edit failed: Exceeds {block.limit} character limit (requested {len(value)}). Consider "
                 "summarizing the block first with core_memory_replace, or saving details to archival memory."
             )
         block.value = value
-        self.session.add(block)
+        self.edits.append((block, edit))
         return f"The {block.label} block now has {len(value)}/{block.limit} characters."
+
+    def reapply(self) -> None:
+        """Re-apply this turn's edits to each block as it is now in the database (call it inside the writing
+        transaction, after taking the agent's lock): an edit another turn or process made meanwhile is kept. An
+        edit that no longer fits (its text was replaced, or the block is full) is dropped and logged."""
+        stored = {id(b): self.ensure(b.label, b.value, b.title, b.limit) for b in self.pending.values()}
+        self.pending.clear()
+        edits = [(stored.get(id(b), b), edit) for b, edit in self.edits if id(b) not in stored or
+                 stored[id(b)].value != b.value]  # a block this turn inserted already holds its edits
+        lock = True if self.session.get_bind().dialect.name == "postgresql" else None
+        for block in {id(b): b for b, _ in edits}.values():
+            self.session.refresh(block, with_for_update=lock)
+        for block, edit in edits:
+            value = edit(block.value)
+            if value == block.value and value:
+                log.warning("core memory edit of %s no longer applies; dropped", block.label)
+            elif len(value) > block.limit:
+                log.warning("core memory edit of %s no longer fits in %d characters; dropped", block.label,
+                            block.limit)
+            else:
+                block.value = value
+            self.session.add(block)
+        self.edits.clear()
 
     def render(self, speaker: Speaker | None) -> str:
         """The blocks shown in the prompt: persona, named blocks, and the speaking person's block."""
@@ -107,6 +151,10 @@ class CoreMemory:
         """The speaking person's block alone ("" when there is none)."""
         block = self.get(speaker.label) if speaker is not None else None
         return _tag(block, speaker) if block is not None else ""
+
+
+def _person_text(speaker: Speaker, initial: str) -> str:
+    return f"Name: {speaker.name}\n{initial}".strip()
 
 
 def _tag(block: Block, speaker: Speaker | None) -> str:
