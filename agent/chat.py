@@ -5,9 +5,11 @@ the returned text (Markdown) back into their own messages."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import TypeVar
 
 from agent.archival.catalog import Catalog
 from agent.db.models import Agent
@@ -21,6 +23,7 @@ from agent.service import AgentService
 from agent.turns import EventSink, Incoming, TurnResult
 
 CHANNEL_PERSONA = "channel_helper"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,15 @@ class ChatCore:
 
     def submit(self, channel: Channel, speaker: Speaker, text: str, thread: str = "",
                on_event: EventSink | None = None) -> Future[TurnResult]:
-        """Queue a person's message for the channel's agent; turns of one channel run one at a time, in order."""
-        agent = self.agent(channel)
-        return self.agents.submit(int(agent.id or 0), Incoming(text, speaker, thread), on_event)
+        """Queue a person's message for the channel's agent and return at once (the agent is opened, or created
+        on first use, in its lane); turns of one channel run one at a time, in order."""
+        return self.agents.submit_named(channel.scope, channel.agent_name, Incoming(text, speaker, thread), on_event,
+                                        persona=self.persona)
+
+    def in_lane(self, channel: Channel, fn: Callable[[], T]) -> Future[T]:
+        """Run an adapter's handling of one event in the lane of the channel's agent, after the earlier ones of
+        that channel; a turn it submits runs at once, in the same lane."""
+        return self.agents.in_lane(channel.scope, channel.agent_name, fn)
 
     def load(self, channel: Channel, files: list[InputFile]) -> list[tuple[str, LoadReport]]:
         """Load each upload as a source of the workspace named after the file, and attach it to the channel."""

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
 
@@ -24,8 +26,12 @@ from agent.memory import recall
 from agent.memory.archival import ArchivalMemory, attached_sources
 from agent.memory.core import PERSONA, CoreMemory
 from agent.names import clean_name
+from agent.pool import TurnPool, check_abandoned
 from agent.presets import Presets
-from agent.turns import EventSink, Incoming, TurnResult
+from agent.turns import EventSink, Incoming, TurnEvent, TurnResult
+
+T = TypeVar("T")
+Lane = tuple[str, str]  # an agent's (scope, name): its lane in the turn pool, known before the agent exists
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,7 @@ class AgentSummary:
 class AgentService:
     def __init__(self, engine: Engine, runner: TurnRunner, store: PassageStore, searcher: Searcher,
                  catalog: Catalog, embedder: Callable[[], Embedder], presets: Presets,
-                 default_persona: str = "sam", default_human: str = "basic") -> None:
+                 default_persona: str = "sam", default_human: str = "basic", pool: TurnPool | None = None) -> None:
         self.engine = engine
         self._runner = runner
         self.store = store
@@ -58,13 +64,22 @@ class AgentService:
         self.presets = presets
         self.default_persona = default_persona
         self.default_human = default_human
-        self._queues: dict[int, ThreadPoolExecutor] = {}
+        self.pool = pool or TurnPool()
+        self._lanes: dict[int, Lane] = {}  # agent id -> lane; names never change
         self._lock = threading.Lock()
+        if not event.contains(engine, "commit", _no_commit_when_abandoned):
+            event.listen(engine, "commit", _no_commit_when_abandoned)
 
     # agents --------------------------------------------------------------------------------------------
     def find(self, scope: str, name: str) -> Agent | None:
         with Session(self.engine) as s:
-            return s.exec(select(Agent).where(Agent.scope == scope, Agent.name == name)).first()
+            return self._known(s.exec(select(Agent).where(Agent.scope == scope, Agent.name == name)).first())
+
+    def _known(self, agent: Agent | None) -> Agent | None:
+        if agent is not None and agent.id is not None:
+            with self._lock:
+                self._lanes[agent.id] = (agent.scope, agent.name)
+        return agent
 
     def get(self, scope: str, name: str) -> Agent:
         agent = self.find(scope, name)
@@ -93,6 +108,7 @@ class AgentService:
             CoreMemory(s, int(agent.id or 0)).ensure(PERSONA, persona_text)
             s.commit()
             s.refresh(agent)
+            self._known(agent)
             return agent
 
     def summaries(self, scope: str) -> list[AgentSummary]:
@@ -118,9 +134,31 @@ class AgentService:
         return self.presets.get("humans", agent.human_preset or self.default_human)
 
     # turns ---------------------------------------------------------------------------------------------
+    def lane(self, agent_id: int) -> Lane:
+        """The agent's lane in the turn pool."""
+        with self._lock:
+            known = self._lanes.get(agent_id)
+        if known is not None:
+            return known
+        with Session(self.engine) as s:
+            agent = s.get(Agent, agent_id)
+        if agent is None:
+            raise NotFound(f"Agent {agent_id} no longer exists.")
+        self._known(agent)
+        return agent.scope, agent.name
+
     def submit(self, agent_id: int, incoming: Incoming, on_event: EventSink | None = None) -> Future[TurnResult]:
         """Queue a turn; turns of one agent run one at a time, in the order submitted."""
-        return self._queue(agent_id).submit(self._turn, agent_id, incoming, on_event)
+        return self.pool.submit(self.lane(agent_id), lambda: self._turn(agent_id, incoming, _checked(on_event)))
+
+    def submit_named(self, scope: str, name: str, incoming: Incoming, on_event: EventSink | None = None,
+                     persona: str | None = None) -> Future[TurnResult]:
+        """Queue a turn of the agent called `name`, created (with `persona`) on first use: returns at once, the
+        agent is opened in its lane, off the caller's thread (an adapter's event loop)."""
+        def turn() -> TurnResult:
+            agent = self.open(scope, name, persona=persona)
+            return self._turn(int(agent.id or 0), incoming, _checked(on_event))
+        return self.pool.submit((scope, name), turn)
 
     def send(self, agent_id: int, incoming: Incoming, on_event: EventSink | None = None) -> TurnResult:
         return self.submit(agent_id, incoming, on_event).result()
@@ -133,15 +171,14 @@ class AgentService:
             archival = ArchivalMemory(s, agent, self.store, self.searcher, self.catalog, self.embedder)
             return self._runner.run(s, agent, incoming, archival, on_event, self.human_preset(agent))
 
-    def _queue(self, agent_id: int) -> ThreadPoolExecutor:
-        with self._lock:
-            if agent_id not in self._queues:
-                self._queues[agent_id] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"agent-{agent_id}")
-            return self._queues[agent_id]
+    def in_lane(self, scope: str, name: str, fn: Callable[[], T]) -> Future[T]:
+        """Run `fn` in the lane of the agent called `name` (an adapter's handling of one message: its turn,
+        submitted from inside, runs at once in the same lane)."""
+        return self.pool.submit((scope, name), fn)
 
-    def run_queued(self, agent_id: int, fn: Callable[[], object]) -> object:
-        """Run an edit (pop, rethink...) in the agent's queue, so it never races a turn."""
-        return self._queue(agent_id).submit(fn).result()
+    def run_queued(self, agent_id: int, fn: Callable[[], T]) -> T:
+        """Run an edit (pop, rethink...) in the agent's lane, so it never races a turn."""
+        return self.pool.run(self.lane(agent_id), fn)
 
     # sources -------------------------------------------------------------------------------------------
     def attach(self, agent_id: int, source_name: str) -> tuple[Source, bool]:
@@ -209,7 +246,7 @@ class AgentService:
                     s.delete(row)
                 s.commit()
                 return len(rows)
-        return int(self.run_queued(agent_id, work))  # type: ignore[call-overload]
+        return self.run_queued(agent_id, work)
 
     def last_user_text(self, agent_id: int) -> Message | None:
         with Session(self.engine) as s:
@@ -246,8 +283,21 @@ class AgentService:
         return s.exec(select(Message).where(Message.agent_id == agent_id, Message.role == "user",
                                             Message.kind == "message").order_by(col(Message.id).desc())).first()
 
-    def close(self) -> None:
-        with self._lock:
-            queues, self._queues = list(self._queues.values()), {}
-        for q in queues:
-            q.shutdown(wait=True)
+    def close(self, grace: float | None = None) -> bool:
+        """Take no new turns; let those taken finish for up to `grace` seconds (None: until done), then abandon
+        them uncommitted. True when every turn finished."""
+        return self.pool.close(grace)
+
+
+def _checked(on_event: EventSink | None) -> EventSink:
+    """The turn's event sink, raising Abandoned at the first event after shutdown abandoned the turn."""
+    def sink(e: TurnEvent) -> None:
+        check_abandoned()
+        if on_event is not None:
+            on_event(e)
+    return sink
+
+
+def _no_commit_when_abandoned(_conn: Any) -> None:
+    """An engine hook: a commit from a job the pool abandoned raises instead (the turn is rolled back)."""
+    check_abandoned()

@@ -30,6 +30,7 @@ from agent.loading.loader import Loader
 from agent.loading.parser import ParserPool
 from agent.loop import Limits, TurnRunner
 from agent.overflow import check_fits
+from agent.pool import TurnPool
 from agent.presets import Presets
 from agent.schedule import model as schedule_tables  # noqa: F401  (open_engine creates the tables imported)
 from agent.schedule.board import JobBoard
@@ -86,7 +87,7 @@ class Container(AbstractContextManager["Container"]):
     @cached_property
     def engine(self) -> Engine:
         private_home(self.settings.home)
-        engine = open_engine(self.settings.database_url)
+        engine = open_engine(self.settings.database_url, connections=self.settings.turn_workers + 5)
         private_home(self.settings.home)  # the database file it may just have created
         return engine
 
@@ -192,7 +193,8 @@ class Container(AbstractContextManager["Container"]):
     def agents(self) -> AgentService:
         # The embedder is passed lazily, as for the searcher.
         return AgentService(self.engine, self.runner, self.passages, self.searcher, self.catalog,
-                            lambda: self.embedder, Presets(self.settings.home))
+                            lambda: self.embedder, Presets(self.settings.home),
+                            pool=TurnPool(self.settings.turn_workers))
 
     # channels and firing -------------------------------------------------------------------------------
     @cached_property
@@ -221,7 +223,7 @@ class Container(AbstractContextManager["Container"]):
         if "board" in self.__dict__:
             self.board.close()
         if "agents" in self.__dict__:
-            self.agents.close()
+            self.agents.close(grace=self.settings.shutdown_grace)
         if "parser" in self.__dict__:
             self.parser.close()
         if "passages" in self.__dict__:

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     llm_model: Text = "gpt-4o-mini"
     context_window: Whole = 8192
     max_steps: Whole = 8
+    turn_workers: Whole = 8  # turns of all agents run on this many threads at most (FIFO per agent)
+    shutdown_grace: Number = 10.0  # seconds in-flight turns get at shutdown before they are abandoned uncommitted
     llm_timeout: Number = 120.0
     llm_retries: Whole = 4
     max_tokens: Whole = 0  # the longest answer asked of the model; 0: min(512, context_window // 8)
@@ -297,6 +299,8 @@ def _check(settings: Settings) -> None:
     _check_model_settings(settings)
     if settings.max_steps < 1 or settings.llm_timeout <= 0 or settings.llm_retries < 0:
         raise ConfigError("MEMBOT_MAX_STEPS and MEMBOT_LLM_TIMEOUT must be positive, MEMBOT_LLM_RETRIES >= 0.")
+    if settings.turn_workers < 1 or settings.shutdown_grace < 0:
+        raise ConfigError("MEMBOT_TURN_WORKERS must be at least 1 and MEMBOT_SHUTDOWN_GRACE at least 0 seconds.")
     _check_schedule_settings(settings)
     _check_limit_settings(settings)
     if settings.milvus_prefix and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", settings.milvus_prefix):

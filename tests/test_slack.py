@@ -153,7 +153,7 @@ def test_long_reply_split_at_the_limit_keeping_code_blocks(open_world: Any) -> N
     code = "```python\n" + "\n".join(f"print({i})  # line {i}" for i in range(400)) + "\n```"
     world.model.script(tool_call("send_message", message="Here:\n\n" + "word " * 600 + "\n\n" + code))
     world.slack.say("U1", "C1", "<@UBOT> long please")
-    world.running.bot.lanes.wait_idle(60)
+    world.running.bot.wait_idle(60)
     texts = [p["text"] for p in world.slack.posts("C1")]
     assert len(texts) >= 3 and all(len(t) <= 4000 for t in texts)
     assert all(t.count("```") % 2 == 0 for t in texts)  # every piece renders its code on its own
@@ -174,7 +174,7 @@ def test_thread_follow_up_needs_no_mention(world: World) -> None:
     slack.say("U2", "C1", "yes!", thread_ts=other)
     last = slack.say("U1", "C1", "<@UBOT> last one")
     posts = slack.wait_posts(3)
-    world.running.bot.lanes.wait_idle(30)
+    world.running.bot.wait_idle(30)
     assert [p["thread_ts"] for p in slack.posts()] == [root, root, last]
     assert world.user_messages("slack:T1", "channel:C1") == ["let's plan the launch", "and the date is May 3",
                                                               "last one"]
@@ -231,7 +231,7 @@ def test_twenty_messages_at_once_all_answered_in_order(open_world: Any) -> None:
     slack = world.slack
     stamps = [slack.say("U1", "C1", f"<@UBOT> message {i:02d}", wait=False) for i in range(20)]
     posts = slack.wait_posts(20, "C1", timeout=120)
-    world.running.bot.lanes.wait_idle(30)
+    world.running.bot.wait_idle(30)
     assert [p["thread_ts"] for p in slack.posts("C1")] == stamps
     assert [p["text"] for p in posts] == [f"re: message {i:02d}" for i in range(20)]
     assert world.user_messages("slack:T1", "channel:C1") == [f"message {i:02d}" for i in range(20)]
@@ -244,7 +244,7 @@ def test_twenty_requests_at_once_over_http_none_lost(open_world: Any) -> None:
     with ThreadPoolExecutor(20) as pool:
         stamps = list(pool.map(lambda i: world.slack.say("U1", "C1", f"<@UBOT> message {i:02d}"), range(20)))
     posts = world.slack.wait_posts(20, "C1", timeout=120)
-    world.running.bot.lanes.wait_idle(30)
+    world.running.bot.wait_idle(30)
     assert sorted(p["thread_ts"] for p in world.slack.posts("C1")) == sorted(stamps)
     assert sorted(world.user_messages("slack:T1", "channel:C1")) == [f"message {i:02d}" for i in range(20)]
     assert len(posts) == 20
@@ -262,7 +262,7 @@ def test_retries_are_deduplicated_by_event_id(world: World) -> None:
     lost = slack.events_for({"type": "message", "user": "U1", "text": "<@UBOT> lost", "ts": slack.next_ts()}, "C1")
     slack.deliver_event(lost[0], retry=1)
     slack.wait_posts(2)
-    world.running.bot.lanes.wait_idle(30)
+    world.running.bot.wait_idle(30)
     assert [p["thread_ts"] for p in slack.posts()] == [ts, lost[0]["ts"]]
     assert world.user_messages("slack:T1", "channel:C1") == ["once", "lost"]
 
@@ -283,7 +283,7 @@ def test_failed_post_is_logged_with_an_id_and_the_reply_kept(open_world: Any,
     with caplog.at_level(logging.ERROR, logger="adapters.slack"):
         world.slack.say("U1", "C1", "<@UBOT> question")
         world.slack.wait_for(lambda: world.slack.calls_of("chat.postMessage"), 30, "a post")
-        world.running.bot.lanes.wait_idle(30)
+        world.running.bot.wait_idle(30)
     [record] = [r for r in caplog.records if "chat.postMessage" in r.getMessage()]
     assert "error id" in record.getMessage() and "channel_not_found" in record.getMessage()
     agent = world.container.agents.get("slack:T1", "channel:C1")
@@ -344,7 +344,7 @@ def test_duplicate_upload_adds_nothing(world: World) -> None:
     ts = slack.upload("U2", "C1", "notes.txt", text, "text/plain")
     [_, second] = slack.wait_posts(2, "C1")
     assert second["thread_ts"] == ts and second["text"] == "`notes.txt` is already loaded as `notes`; nothing added."
-    world.running.bot.lanes.wait_idle(30)
+    world.running.bot.wait_idle(30)
     assert len(slack.posts("C1")) == 2  # the file_shared events for the same uploads were not answered again
     [summary] = c.catalog.summaries("slack:T1")
     assert (summary.files, summary.passages) == (1, 1)
@@ -475,7 +475,7 @@ def test_http_mode_checks_signatures_and_has_a_health_check(open_world: Any) -> 
         assert response.status == 200 and json.loads(response.read()) == {"ok": True}
     slack.say("U1", "C1", "<@UBOT> real")
     slack.wait_posts(1)
-    world.running.bot.lanes.wait_idle(30)
+    world.running.bot.wait_idle(30)
     assert world.user_messages("slack:T1", "channel:C1") == ["real"]
 
 
@@ -583,7 +583,7 @@ def test_edits_joins_and_other_bots_are_not_answered(open_world: Any) -> None:
         slack.deliver_event({**event, **extra})
     last = slack.say("U1", "C1", "<@UBOT> the real one")
     slack.wait_posts(1)
-    world.running.bot.lanes.wait_idle(30)
+    world.running.bot.wait_idle(30)
     assert [p["thread_ts"] for p in slack.posts()] == [last]
 
 

@@ -26,7 +26,7 @@ def test_home_shows_shared_channels_and_the_edit_saves(world: World) -> None:
     slack.wait_responses(1)
     ts = slack.say("U1", "C1", "<@UBOT> remember the launch")
     slack.wait_posts(2, "C1")
-    world.running.bot.lanes.wait_idle(30)
+    world.running.bot.wait_idle(30)
 
     slack.open_home("U1")
     home = slack.wait_home("U1")

@@ -31,7 +31,7 @@ class Pair:
 
     def idle(self) -> None:
         for r in self.running:
-            r.bot.lanes.wait_idle(30)
+            r.bot.wait_idle(30)
 
     def user_messages(self) -> list[str]:
         c = self.containers[0]

@@ -40,6 +40,6 @@ def test_streaming_off_posts_once(open_world: Any) -> None:
     world.model.script(tool_call("send_message", message=REPLY))
     world.slack.say("U1", "C1", "<@UBOT> tell me")
     [message] = world.slack.wait_posts(1, "C1")
-    world.running.bot.lanes.wait_idle(30)
+    world.running.bot.wait_idle(30)
     assert message["text"] == to_mrkdwn(REPLY) and "versions" not in message
     assert not world.slack.calls_of("chat.update")

@@ -1,18 +1,17 @@
 """The Slack adapter's state and scheduling: which events were seen and which threads the bot is in (in SQL,
-shared by every process), whose names are known, and the lanes that run each channel's work in arrival order
-after Slack has its ack."""
+shared by every process), whose names are known; each channel's work runs in its agent's lane of the core's turn
+pool, in arrival order, after Slack has its ack."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from adapters.lanes import Lanes
 from adapters.slack.commands import Response
 from adapters.slack.conversation import handle_message
 from adapters.slack.files import SLACK_FILE_ORIGINS
@@ -22,18 +21,17 @@ from adapters.slack.replies import apology
 from adapters.slack.seen import SeenKeys
 from adapters.slack.threads import Threads
 from adapters.slack.uploads import load_uploads, shared_at
-from agent import ChatCore, Ledger, UserError
+from agent import Channel, ChatCore, Ledger, UserError
 
 log = logging.getLogger(__name__)
 
 
 class SlackBot:
-    def __init__(self, core: ChatCore, max_file_bytes: int, ledger: Ledger, workers: int = 32,
+    def __init__(self, core: ChatCore, max_file_bytes: int, ledger: Ledger,
                  file_origins: Sequence[str] = SLACK_FILE_ORIGINS, stream_interval: float = 0.0) -> None:
         self.core = core
         self.max_file_bytes = max_file_bytes
         self.file_origins = tuple(file_origins)  # where the bot token may fetch uploads from
-        self.lanes = Lanes(workers, "slack-channel")
         self.commands = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slack-command")
         self.seen = SeenKeys(ledger)  # in SQL: every process of this app shares it
         self.people = People()
@@ -49,7 +47,7 @@ class SlackBot:
     def message(self, client: WebClient, msg: SlackMessage, bot_user_id: str) -> None:
         # A mention arrives as app_mention and as message (possibly at two processes): the first one is handled.
         if self.seen.first("message", msg.team, msg.channel, msg.ts):
-            self.lanes.submit(_lane(msg.team, msg.channel), lambda: handle_message(self, client, msg, bot_user_id))
+            self._queue(msg.place, lambda: handle_message(self, client, msg, bot_user_id))
 
     def file_shared(self, client: WebClient, team: str, channel: str, user: str, file_id: str) -> None:
         def job() -> None:
@@ -64,7 +62,15 @@ class SlackBot:
             where = thread if channel.startswith("D") else (thread or ts)
             load_uploads(self, client, channel_for(team, channel, user), channel, ts, where, [file])
 
-        self.lanes.submit(_lane(team, channel), job)
+        self._queue(channel_for(team, channel, user), job)
+
+    def _queue(self, place: Channel, job: Callable[[], None]) -> None:
+        """In the lane of the channel's agent: after the channel's earlier events, never racing its turns."""
+        self.core.in_lane(place, job).add_done_callback(_log_failure)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no channel has work (tests, benchmarks); False on time-out."""
+        return self.core.agents.pool.wait_idle(timeout)
 
     def respond_later(self, respond: Callable[..., Any], work: Callable[[], list[Response]]) -> None:
         """Run a command after its ack and send what it answers to its response_url."""
@@ -91,9 +97,11 @@ class SlackBot:
         self.commands.submit(job)
 
     def close(self) -> None:
+        """Stop the slash commands; the turns taken finish (or are abandoned) when the container closes."""
         self.commands.shutdown(wait=True)
-        self.lanes.close(wait=True)
 
 
-def _lane(team: str, channel: str) -> str:
-    return f"{team}:{channel}"
+def _log_failure(future: Future[None]) -> None:
+    exc = None if future.cancelled() else future.exception()
+    if exc is not None and isinstance(exc, Exception):  # a job reports its own errors; this is the last resort
+        log.error("a Slack event's handling failed", exc_info=exc)

@@ -17,9 +17,10 @@ from agent.redact import scrub
 log = logging.getLogger(__name__)
 
 
-def open_engine(url: str, migrate: bool = True) -> Engine:
+def open_engine(url: str, migrate: bool = True, connections: int = 5) -> Engine:
     """Create the engine and bring its schema to the newest version (see agent.db.schema). Raises
-    StoreUnavailable with the URL (no password) on failure."""
+    StoreUnavailable with the URL (no password) on failure. `connections`: how many may be in use at once (one
+    per turn worker plus the adapters' own), so the pool is never the limit on concurrent turns."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -29,10 +30,11 @@ def open_engine(url: str, migrate: bool = True) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(parsed, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=connections, max_overflow=10)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = create_engine(parsed, pool_pre_ping=True)
+        engine = create_engine(parsed, pool_pre_ping=True, pool_size=connections, max_overflow=10)
     try:
         if migrate:
             upgrade(engine)  # under the schema lock: any number of processes may start at once
