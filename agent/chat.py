@@ -117,7 +117,7 @@ class ChatCore:
         rows = self.catalog.summaries(channel.scope)
         if not rows:
             return "No sources yet. Upload a file (PDF, text, Markdown, .docx, .html) to a channel I am in."
-        lines = ["*Sources in this workspace* (attached to this channel: marked ✓)"]
+        lines = ["**Sources in this workspace** (attached to this channel: marked ✓)"]
         for s in rows:
             mark = "✓" if s.source.name in attached else "·"
             lines.append(f"{mark} `{s.source.name}`: {s.files} file(s), {s.documents} documents, {s.passages} passages")
@@ -126,7 +126,7 @@ class ChatCore:
     def memory_text(self, channel: Channel) -> str:
         agent = self.agent(channel)
         view = self.agents.memory(int(agent.id or 0))
-        lines = [f"*Memory of this channel's agent* ({agent.name})"]
+        lines = [f"**Memory of this channel's agent** ({agent.name})"]
         for block in view.blocks:
             title = f"person {block.title}" if block.label.startswith(PERSON_PREFIX) else block.label
             lines.append(f"*{title}* ({len(block.value)}/{block.limit} characters)\n```\n{block.value or ' '}\n```")

@@ -23,6 +23,7 @@ from bot.serve_discord import discord_command
 from tests.conftest import PAPER, make_settings
 from tests.fakes import FakeOpenAI, last_user_text, reply, tool_call
 from tests.fakes.discord_server import JSON, FakeDiscord, FakeGuild
+from tests.fakes.openai_server import delay
 
 BOT_OPTIONS: dict[str, Any] = {"guild_ready_timeout": 0.05, "chunk_guilds_at_startup": False, "drain_timeout": 60}
 COMMANDS = {"attach", "detach", "sources", "memory", "schedule", "help", "Ask membot about this", "Save to memory"}
@@ -138,6 +139,9 @@ def user_texts(model: FakeOpenAI) -> list[str]:
             if r["messages"][-1]["role"] == "user" and user_input(r).get("type") == "user_message"]
 
 
+NO_REPLY_PING = {"parse": [], "replied_user": False}  # an answer is a reply to its question, pinging nobody
+
+
 def posts_to(fake: FakeDiscord, channel_id: int) -> list[Any]:
     return [c for c in fake.calls if c.method == "POST" and c.path == f"/channels/{channel_id}/messages"]
 
@@ -160,6 +164,19 @@ async def test_mention_in_a_thread_is_answered_there(world: World) -> None:
     assert said_json["from"] == "Alice" and said_json["thread"] == str(thread)
     agent = world.agents.find(f"discord:{world.team.id}", f"channel:{world.general}")
     assert agent is not None  # the thread shares its parent channel's agent
+
+
+async def test_ten_questions_in_a_thread_are_answered_in_order_as_replies(world: World) -> None:
+    fake = world.fake
+    world.model.script(*[delay(0.05) for _ in range(10)])  # turns take a moment: the questions pile up
+    await world.start()
+    thread = await fake.add_thread(world.team, world.general, world.alice, "quiz")
+    questions = [await fake.post(thread, world.alice, f"{fake.bot_mention} question {i}") for i in range(10)]
+    assert await world.replies(thread, 10) == [f"echo: question {i}" for i in range(10)]
+    await world.settle()
+    answers = [m for m in fake.messages[thread] if int(m["author"]["id"]) == fake.app_id]
+    assert [a["message_reference"]["message_id"] for a in answers] == [q["id"] for q in questions]
+    assert all(a["type"] == 19 and a["allowed_mentions"]["replied_user"] is False for a in answers)
 
 
 async def test_a_thread_missing_from_the_cache_is_fetched(world: World) -> None:
@@ -335,7 +352,8 @@ async def test_a_long_reply_is_split_in_order_without_breaking_code(world: World
     assert [joined.index(f"Part {n}:") for n in range(1, 7)] == sorted(joined.index(f"Part {n}:") for n in range(1, 7))
     lines = [n for n in range(60) if f"# line {n:03d}" in joined]
     assert lines == list(range(60))
-    assert all(m["allowed_mentions"] == {"parse": []} for m in fake.messages[thread] if m.get("allowed_mentions"))
+    assert all(m["allowed_mentions"] in ({"parse": []}, NO_REPLY_PING) for m in fake.messages[thread]
+               if m.get("allowed_mentions"))
 
 
 async def test_mentions_from_the_model_never_ping(world: World) -> None:
@@ -349,7 +367,7 @@ async def test_mentions_from_the_model_never_ping(world: World) -> None:
     (text,) = await world.replies(thread, 1)
     assert "@everyone" not in text and "@here" not in text and f"<@{world.bob['id']}>" not in text
     assert text == f"@\u200beveryone @\u200bhere ask <@\u200b{world.bob['id']}> or <@\u200b&{role}>"
-    assert posts_to(fake, thread)[0].body["allowed_mentions"] == {"parse": []}
+    assert posts_to(fake, thread)[0].body["allowed_mentions"] == NO_REPLY_PING
 
 
 async def test_retries_and_replayed_events_never_double_post(world: World) -> None:

@@ -425,14 +425,17 @@ def test_slash_commands(world: World) -> None:
     attached = only_response(slack, 4)
     assert attached["response_type"] == "in_channel" and attached["text"].startswith("Attached `release_notes`")
     slack.command("/sources", channel="C1")
-    assert "✓ `release_notes`" in only_response(slack, 5)["text"]
+    listing = only_response(slack, 5)["text"]
+    assert "✓ `release_notes`" in listing
+    assert listing.startswith("*Sources in this workspace*")  # the core's bold heading stays bold, not _italic_
     slack.command("/detach", "release_notes", channel="C1")
     detached = only_response(slack, 6)
     assert detached == {**detached, "response_type": "in_channel",
                         "text": "Detached `release_notes` from this channel's agent."}
     slack.command("/memory", channel="C1")
     memory = only_response(slack, 7)
-    assert memory["response_type"] == "ephemeral" and "Memory of this channel's agent" in memory["text"]
+    assert memory["response_type"] == "ephemeral" and "*Memory of this channel's agent*" in memory["text"]
+    assert "_Memory" not in memory["text"]
 
 
 def test_schedule_command_adds_lists_and_cancels(world: World) -> None:

@@ -33,6 +33,7 @@ class Conversations:
         self.max_file_bytes = max_file_bytes
         # threads this bot has answered in: followed without a new mention
         self.answered: LRUCache[int, bool] = LRUCache(50_000)
+        self._posting: dict[int, asyncio.Future[None]] = {}  # per target: the last answer queued to be posted
 
     async def handle(self, message: discord.Message) -> None:
         me = self.client.user
@@ -69,16 +70,29 @@ class Conversations:
             if not message.attachments:
                 await send_text(target, EMPTY_MENTION, f"{message.id}:empty")
             return
-        # Queued before any await, so one channel's turns run in the order its messages arrived.
+        # Queued before any await, so one channel's turns run in the order its messages arrived; the answers are
+        # posted in that order too (each waits for the one before it in this target to be posted).
         streamer = self._streamer(target, message.id)
         future = self.core.submit(channel, speaker_for(message.author), text, thread, on_event=streamer)
-        async with target.typing():
-            result = await asyncio.wrap_future(future)
-        replies = streamer.unshown(result.replies) if streamer else result.replies
-        for n, reply in enumerate(replies):
-            await send_text(target, reply, f"{message.id}:reply{n}")
-        if result.notice:
-            await send_text(target, result.notice, f"{message.id}:notice")
+        where = getattr(target, "id", 0)
+        before, mine = self._posting.get(where), asyncio.get_running_loop().create_future()
+        self._posting[where] = mine
+        try:
+            async with target.typing():
+                result = await asyncio.wrap_future(future)
+            if before is not None:
+                await asyncio.shield(before)
+            # In the question's own channel the answer is a reply to it (another message may have come between).
+            question = message if message.channel.id == where else None
+            replies = streamer.unshown(result.replies) if streamer else result.replies
+            for n, reply in enumerate(replies):
+                await send_text(target, reply, f"{message.id}:reply{n}", reply_to=question if n == 0 else None)
+            if result.notice:
+                await send_text(target, result.notice, f"{message.id}:notice", reply_to=None if replies else question)
+        finally:
+            mine.set_result(None)
+            if self._posting.get(where) is mine:
+                del self._posting[where]
 
     def _streamer(self, target: discord.abc.Messageable, key: int) -> Streamer[discord.Message] | None:
         """A reply shown as it grows, from the turn's thread: posted once, then edited at most once per interval."""

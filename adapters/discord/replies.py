@@ -19,10 +19,19 @@ def nonce(key: str) -> str:
     return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
 
 
-async def send_text(target: discord.abc.Messageable, text: str, key: str) -> list[discord.Message]:
-    """Post `text` to a channel, thread or DM as one or more messages; `key` names this answer uniquely."""
-    return [await target.send(piece, allowed_mentions=NO_PINGS, nonce=nonce(f"{key}:{n}"))
-            for n, piece in enumerate(pieces(text))]
+async def send_text(target: discord.abc.Messageable, text: str, key: str,
+                    reply_to: discord.Message | None = None) -> list[discord.Message]:
+    """Post `text` to a channel, thread or DM as one or more messages; `key` names this answer uniquely.
+    `reply_to`: the first message is a reply to that question (its author not pinged)."""
+    sent = []
+    for n, piece in enumerate(pieces(text)):
+        if n == 0 and reply_to is not None:
+            sent.append(await target.send(piece, allowed_mentions=NO_PINGS, nonce=nonce(f"{key}:{n}"),
+                                          reference=reply_to.to_reference(fail_if_not_exists=False),
+                                          mention_author=False))
+        else:
+            sent.append(await target.send(piece, allowed_mentions=NO_PINGS, nonce=nonce(f"{key}:{n}")))
+    return sent
 
 
 def error_text(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from agent.errors import NotFound
 from agent.schedule.book import ScheduleBook, describe
 from agent.schedule.parse import EXAMPLES, ScheduleError, local, span
 
-USAGE = f"""*Schedules* (reminders and repeating prompts: when one fires, the agent decides what to post here)
+USAGE = f"""**Schedules** (reminders and repeating prompts: when one fires, the agent decides what to post here)
 `/schedule list`: this channel's schedules
 `/schedule add WHEN WHAT`: e.g. `/schedule add friday 10:00 release notes`
 `/schedule cancel ID`: stop one
@@ -64,7 +64,7 @@ def _listing(schedules: ScheduleBook, s: Session, agent_id: int) -> str:
     rows = schedules.listing(s, agent_id)
     if not rows:
         return f"No schedules in this channel (time zone {zone}). Add one: `/schedule add WHEN WHAT`."
-    lines = [f"*Schedules in this channel* (time zone {zone})"]
+    lines = [f"**Schedules in this channel** (time zone {zone})"]
     for row in rows:
         upcoming = as_utc(row.next_fire_at) if row.next_fire_at else None
         left = upcoming - schedules.clock() if upcoming and row.trigger == "once" else None

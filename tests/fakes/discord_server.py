@@ -467,6 +467,15 @@ class FakeDiscord:
             return error(400, "Invalid Form Body: content: Must be 2000 or fewer in length.", 50035)
         message = self.message_json(cid, self.bot_user, body.get("content") or "", self._guild_of(cid), nonce=nonce)
         message["allowed_mentions"] = body.get("allowed_mentions")  # kept for assertions (not in Discord's echo)
+        reference = body.get("message_reference")
+        if reference:  # a reply: Discord echoes it as type 19 with the reference (and the message it answers)
+            replied = next((m for m in self.messages.get(cid, []) if m["id"] == str(reference.get("message_id"))),
+                           None)
+            if replied is None and reference.get("fail_if_not_exists", True):
+                return error(400, "Invalid Form Body: message_reference: Unknown message", 50035)
+            message.update(type=19, message_reference={"type": 0, "channel_id": str(cid), **reference,
+                                                        "message_id": str(reference.get("message_id"))},
+                           referenced_message=replied)
         self.messages[cid].append(message)
         if nonce is not None:
             self._nonces[(cid, nonce)] = message
