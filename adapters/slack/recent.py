@@ -1,7 +1,7 @@
 """A small bounded memory of recent keys: Slack event ids, (channel, ts) pairs, file ids, thread membership.
 
-cachetools keeps the bound (least recently used out first); it is not thread-safe, and Slack's lanes are
-threads, so one lock makes each call, and `first`'s check-and-add, atomic.
+cachetools keeps the bound (least recently used out first); it is not thread-safe, and Slack's events are
+handled on the turn pool's threads, so one lock makes each call, and `first`'s check-and-add, atomic.
 """
 
 from __future__ import annotations
