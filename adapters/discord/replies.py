@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from typing import Any
 
 import discord
 
@@ -25,12 +26,9 @@ async def send_text(target: discord.abc.Messageable, text: str, key: str,
     `reply_to`: the first message is a reply to that question (its author not pinged)."""
     sent = []
     for n, piece in enumerate(pieces(text)):
-        if n == 0 and reply_to is not None:
-            sent.append(await target.send(piece, allowed_mentions=NO_PINGS, nonce=nonce(f"{key}:{n}"),
-                                          reference=reply_to.to_reference(fail_if_not_exists=False),
-                                          mention_author=False))
-        else:
-            sent.append(await target.send(piece, allowed_mentions=NO_PINGS, nonce=nonce(f"{key}:{n}")))
+        reply: dict[str, Any] = {} if n or reply_to is None else {
+            "reference": reply_to.to_reference(fail_if_not_exists=False), "mention_author": False}
+        sent.append(await target.send(piece, allowed_mentions=NO_PINGS, nonce=nonce(f"{key}:{n}"), **reply))
     return sent
 
 
