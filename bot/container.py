@@ -23,6 +23,7 @@ from agent.context import Budget
 from agent.db.engine import open_engine
 from agent.embeddings.base import Embedder
 from agent.errors import ConfigError
+from agent.inbox import Inbox
 from agent.ledger import Ledger
 from agent.llm import ChatModel, Completion, OpenAIChat
 from agent.loading.limits import ExpansionLimits
@@ -190,11 +191,17 @@ class Container(AbstractContextManager["Container"]):
         return runner
 
     @cached_property
+    def inbox(self) -> Inbox:
+        """Questions from acceptance to answer, leased to this process; expired ones are answered with an apology
+        through the deliveries (agent/inbox.py)."""
+        return Inbox(self.engine, self.deliveries, lease=self.settings.inbox_lease_seconds)
+
+    @cached_property
     def agents(self) -> AgentService:
         # The embedder is passed lazily, as for the searcher.
         return AgentService(self.engine, self.runner, self.passages, self.searcher, self.catalog,
                             lambda: self.embedder, Presets(self.settings.home),
-                            pool=TurnPool(self.settings.turn_workers))
+                            pool=TurnPool(self.settings.turn_workers), inbox=self.inbox)
 
     # channels and firing -------------------------------------------------------------------------------
     @cached_property
@@ -214,8 +221,10 @@ class Container(AbstractContextManager["Container"]):
                      resume=self.schedules.resume)
 
     def start_scheduler(self) -> None:
-        """Start the timer's passes. Register the adapters' deliveries first."""
+        """Start the timer's passes, and the inbox's (leases; questions of a process that died are answered).
+        Register the adapters' deliveries first."""
         self.timer.start()
+        self.agents.inbox.start()
 
     def close(self) -> None:
         if "timer" in self.__dict__:
