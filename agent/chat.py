@@ -14,11 +14,13 @@ from typing import TypeVar
 from agent.archival.catalog import Catalog
 from agent.db.models import Agent
 from agent.errors import UserError
+from agent.inbox import Question
 from agent.loading.inputs import InputFile
 from agent.loading.loader import Loader, LoadReport
 from agent.memory.core import PERSON_PREFIX, Speaker
 from agent.schedule.book import ScheduleBook
 from agent.schedule.commands import run_schedule_command
+from agent.schedule.delivery import Target
 from agent.service import AgentService
 from agent.turns import EventSink, Incoming, TurnResult
 
@@ -58,11 +60,36 @@ class ChatCore:
         return self.agents.open(channel.scope, channel.agent_name, persona=self.persona)
 
     def submit(self, channel: Channel, speaker: Speaker, text: str, thread: str = "",
-               on_event: EventSink | None = None) -> Future[TurnResult]:
+               on_event: EventSink | None = None, ticket: int = 0) -> Future[TurnResult]:
         """Queue a person's message for the channel's agent and return at once (the agent is opened, or created
-        on first use, in its lane); turns of one channel run one at a time, in order."""
+        on first use, in its lane); turns of one channel run one at a time, in order. `ticket`: the message's
+        row in the inbox, from `accept` or `take`."""
         return self.agents.submit_named(channel.scope, channel.agent_name, Incoming(text, speaker, thread), on_event,
-                                        persona=self.persona)
+                                        persona=self.persona, ticket=ticket)
+
+    def question(self, channel: Channel, key: str, speaker: Speaker, text: str, thread: str, reply_to: Target,
+                 confirmed: bool = True) -> Question:
+        """A platform event as an inbox question: `key` identifies the event on its platform (unique), `reply_to`
+        is where an apology goes if its process dies before answering."""
+        return Question(key, channel.scope, channel.agent_name, Incoming(text, speaker, thread), reply_to, confirmed)
+
+    def accept(self, question: Question, handle: Callable[[int], T]) -> Future[T] | None:
+        """Write the question to the durable inbox (before the platform gets its ack) and run `handle(ticket)` in
+        the lane of its agent; None when the event was already accepted, by this or another process."""
+        return self.agents.accept(question, handle)
+
+    def take(self, question: Question) -> int | None:
+        """Write the question to the inbox only (the adapter submits its turn with the ticket, and settles the
+        ticket if it runs none); None when already accepted."""
+        return self.agents.inbox.accept(question)
+
+    def confirm(self, ticket: int) -> None:
+        """The accepted event turned out to be for the bot (a follow-up in a thread it is in)."""
+        self.agents.inbox.confirm(ticket)
+
+    def settle(self, ticket: int) -> None:
+        """No turn runs for this ticket (not for the bot, or nothing to answer)."""
+        self.agents.inbox.settle(ticket)
 
     def in_lane(self, channel: Channel, fn: Callable[[], T]) -> Future[T]:
         """Run an adapter's handling of one event in the lane of the channel's agent, after the earlier ones of

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -61,12 +61,17 @@ class TurnRunner:
         return count_tokens(system) + memory_tokens + self.schema_tokens + count_tokens(prompts.FACTS)
 
     def run(self, session: Session, agent: Agent, incoming: Incoming, archival: ArchivalMemory,
-            on_event: EventSink | None = None, human_preset: str = "") -> TurnResult:
+            on_event: EventSink | None = None, human_preset: str = "",
+            landing: Callable[[Session], None] | None = None) -> TurnResult:
+        """Run the turn and land it; `landing` writes more in the landing transaction (the inbox marks the
+        question answered) and may raise to keep the turn from landing."""
         turn = _Turn(self, session, agent, incoming, archival, on_event or (lambda e: None), human_preset)
         try:
             with session.no_autoflush:  # reads never flush: no write lock (SQLite) across a model call
                 result = turn.run()
             turn.land()
+            if landing is not None:
+                landing(session)
             session.commit()
             if self.schedules is not None:
                 self.schedules.publish(session)  # the schedules its tools added or cancelled

@@ -21,13 +21,15 @@ from agent.db.models import Agent, Block, Message, Source, SourceBinding
 from agent.db.upsert import insert_ignore
 from agent.embeddings.base import Embedder
 from agent.errors import NotFound, UserError
+from agent.inbox import Inbox, Question
 from agent.loop import TurnRunner
 from agent.memory import recall
 from agent.memory.archival import ArchivalMemory, attached_sources
 from agent.memory.core import PERSONA, CoreMemory
 from agent.names import clean_name
-from agent.pool import TurnPool, check_abandoned
+from agent.pool import Abandoned, TurnPool, check_abandoned
 from agent.presets import Presets
+from agent.schedule.delivery import DeliveryRegistry, target_for
 from agent.turns import EventSink, Incoming, TurnEvent, TurnResult
 
 T = TypeVar("T")
@@ -54,7 +56,8 @@ class AgentSummary:
 class AgentService:
     def __init__(self, engine: Engine, runner: TurnRunner, store: PassageStore, searcher: Searcher,
                  catalog: Catalog, embedder: Callable[[], Embedder], presets: Presets,
-                 default_persona: str = "sam", default_human: str = "basic", pool: TurnPool | None = None) -> None:
+                 default_persona: str = "sam", default_human: str = "basic", pool: TurnPool | None = None,
+                 inbox: Inbox | None = None) -> None:
         self.engine = engine
         self._runner = runner
         self.store = store
@@ -65,6 +68,8 @@ class AgentService:
         self.default_persona = default_persona
         self.default_human = default_human
         self.pool = pool or TurnPool()
+        self.inbox = inbox or Inbox(engine, DeliveryRegistry())
+        self._accepting = threading.Lock()  # a question's row and its place in the lane are taken together
         self._lanes: dict[int, Lane] = {}  # agent id -> lane; names never change
         self._lock = threading.Lock()
         if not event.contains(engine, "commit", _no_commit_when_abandoned):
@@ -147,29 +152,67 @@ class AgentService:
         self._known(agent)
         return agent.scope, agent.name
 
-    def submit(self, agent_id: int, incoming: Incoming, on_event: EventSink | None = None) -> Future[TurnResult]:
-        """Queue a turn; turns of one agent run one at a time, in the order submitted."""
-        return self.pool.submit(self.lane(agent_id), lambda: self._turn(agent_id, incoming, _checked(on_event)))
+    def submit(self, agent_id: int, incoming: Incoming, on_event: EventSink | None = None,
+               ticket: int = 0) -> Future[TurnResult]:
+        """Queue a turn; turns of one agent run one at a time, in the order submitted (in every process)."""
+        return self.pool.submit(self.lane(agent_id), lambda: self._turn(agent_id, incoming, _checked(on_event),
+                                                                         ticket))
 
     def submit_named(self, scope: str, name: str, incoming: Incoming, on_event: EventSink | None = None,
-                     persona: str | None = None) -> Future[TurnResult]:
+                     persona: str | None = None, ticket: int = 0) -> Future[TurnResult]:
         """Queue a turn of the agent called `name`, created (with `persona`) on first use: returns at once, the
-        agent is opened in its lane, off the caller's thread (an adapter's event loop)."""
+        agent is opened in its lane, off the caller's thread (an adapter's event loop). `ticket`: the question's
+        inbox row (see `accept`)."""
         def turn() -> TurnResult:
             agent = self.open(scope, name, persona=persona)
-            return self._turn(int(agent.id or 0), incoming, _checked(on_event))
+            return self._turn(int(agent.id or 0), incoming, _checked(on_event), ticket)
         return self.pool.submit((scope, name), turn)
 
     def send(self, agent_id: int, incoming: Incoming, on_event: EventSink | None = None) -> TurnResult:
         return self.submit(agent_id, incoming, on_event).result()
 
-    def _turn(self, agent_id: int, incoming: Incoming, on_event: EventSink | None) -> TurnResult:
-        with Session(self.engine, expire_on_commit=False) as s:
-            agent = s.get(Agent, agent_id)
-            if agent is None:
-                raise NotFound(f"Agent {agent_id} no longer exists.")
-            archival = ArchivalMemory(s, agent, self.store, self.searcher, self.catalog, self.embedder)
-            return self._runner.run(s, agent, incoming, archival, on_event, self.human_preset(agent))
+    def accept(self, question: Question, handle: Callable[[int], T]) -> Future[T] | None:
+        """Write a platform question to the inbox and queue `handle(ticket)` in its agent's lane; None when the
+        event was accepted before (by this or another process). A handling that runs no turn for the ticket
+        closes it as skipped; one abandoned at shutdown leaves it for the next start to answer."""
+        with self._accepting:  # ids in lane order: an agent's questions are claimed in the order written
+            ticket = self.inbox.accept(question)
+            if ticket is None:
+                return None
+
+            def job() -> T:
+                try:
+                    result = handle(ticket)
+                except Abandoned:
+                    raise
+                except BaseException:
+                    self.inbox.settle(ticket)
+                    raise
+                self.inbox.settle(ticket)
+                return result
+            return self.pool.submit((question.scope, question.agent), job)
+
+    def _turn(self, agent_id: int, incoming: Incoming, on_event: EventSink | None, ticket: int = 0) -> TurnResult:
+        scope, name = self.lane(agent_id)
+        # Wait for the agent's earlier turns (in any process) before reading its history; nothing is held meanwhile.
+        ticket = self.inbox.claim(ticket, scope, name, incoming,
+                                  target_for(Agent(scope=scope, name=name), incoming.thread))
+        try:
+            with Session(self.engine, expire_on_commit=False) as s:
+                agent = s.get(Agent, agent_id)
+                if agent is None:
+                    raise NotFound(f"Agent {agent_id} no longer exists.")
+                archival = ArchivalMemory(s, agent, self.store, self.searcher, self.catalog, self.embedder)
+                result = self._runner.run(s, agent, incoming, archival, on_event, self.human_preset(agent),
+                                          landing=lambda session: self.inbox.finish(session, ticket))
+        except Abandoned:
+            raise  # left open: the next start tells the asker
+        except BaseException:
+            self.inbox.close(ticket)
+            raise
+        if result.failed:  # rolled back; the asker is told by the turn's notice
+            self.inbox.close(ticket)
+        return result
 
     def in_lane(self, scope: str, name: str, fn: Callable[[], T]) -> Future[T]:
         """Run `fn` in the lane of the agent called `name` (an adapter's handling of one message: its turn,
@@ -285,8 +328,10 @@ class AgentService:
 
     def close(self, grace: float | None = None) -> bool:
         """Take no new turns; let those taken finish for up to `grace` seconds (None: until done), then abandon
-        them uncommitted. True when every turn finished."""
-        return self.pool.close(grace)
+        them uncommitted (their questions stay in the inbox for the next start). True when every turn finished."""
+        finished = self.pool.close(grace)
+        self.inbox.stop()
+        return finished
 
 
 def _checked(on_event: EventSink | None) -> EventSink:

@@ -5,6 +5,6 @@ from __future__ import annotations
 
 
 def register_all() -> None:
-    from agent import ledger  # noqa: F401
+    from agent import inbox, ledger  # noqa: F401
     from agent.db import models  # noqa: F401
     from agent.schedule import firings, model  # noqa: F401

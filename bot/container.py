@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from agent.chat import ChatCore
+    from agent.inbox import Inbox
     from agent.ledger import Ledger
     from agent.llm import ChatModel, Completion
     from agent.loading.loader import Loader
@@ -214,6 +215,14 @@ class Container(AbstractContextManager["Container"]):
         return runner
 
     @cached_property
+    def inbox(self) -> Inbox:
+        """Questions from acceptance to answer, leased to this process; expired ones are answered with an apology
+        through the deliveries (agent/inbox.py)."""
+        from agent.inbox import Inbox
+
+        return Inbox(self.engine, self.deliveries, lease=self.settings.inbox_lease_seconds)
+
+    @cached_property
     def agents(self) -> AgentService:
         from agent.pool import TurnPool
         from agent.presets import Presets
@@ -222,7 +231,7 @@ class Container(AbstractContextManager["Container"]):
         # The embedder is passed lazily, as for the searcher.
         return AgentService(self.engine, self.runner, self.passages, self.searcher, self.catalog,
                             lambda: self.embedder, Presets(self.settings.home),
-                            pool=TurnPool(self.settings.turn_workers))
+                            pool=TurnPool(self.settings.turn_workers), inbox=self.inbox)
 
     # channels and firing -------------------------------------------------------------------------------
     @cached_property
@@ -248,8 +257,10 @@ class Container(AbstractContextManager["Container"]):
                      resume=self.schedules.resume)
 
     def start_scheduler(self) -> None:
-        """Start the timer's passes. Register the adapters' deliveries first."""
+        """Start the timer's passes, and the inbox's (leases; questions of a process that died are answered).
+        Register the adapters' deliveries first."""
         self.timer.start()
+        self.agents.inbox.start()
 
     def close(self) -> None:
         if "timer" in self.__dict__:

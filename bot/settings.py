@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     max_steps: Whole = 8
     turn_workers: Whole = 8  # turns of all agents run on this many threads at most (FIFO per agent)
     shutdown_grace: Number = 10.0  # seconds in-flight turns get at shutdown before they are abandoned uncommitted
+    inbox_lease_seconds: Number = 60.0  # a question's lease: this long after its process died, another answers it
     llm_timeout: Number = 120.0
     llm_retries: Whole = 4
     max_tokens: Whole = 0  # the longest answer asked of the model; 0: min(512, context_window // 8)
@@ -301,6 +302,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError("MEMBOT_MAX_STEPS and MEMBOT_LLM_TIMEOUT must be positive, MEMBOT_LLM_RETRIES >= 0.")
     if settings.turn_workers < 1 or settings.shutdown_grace < 0:
         raise ConfigError("MEMBOT_TURN_WORKERS must be at least 1 and MEMBOT_SHUTDOWN_GRACE at least 0 seconds.")
+    if settings.inbox_lease_seconds < 1:
+        raise ConfigError("MEMBOT_INBOX_LEASE_SECONDS must be at least 1 second.")
     _check_schedule_settings(settings)
     _check_limit_settings(settings)
     if settings.milvus_prefix and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", settings.milvus_prefix):

@@ -391,11 +391,13 @@ async def test_retries_and_replayed_events_never_double_post(world: World) -> No
     assert user_texts(world.model) == ["are you there?", "still there?"]
 
     await world.stop()
-    await world.start()  # a new process has not seen the event: it runs the turn, but the reply's nonce is the same
+    await world.start()  # a new process: the event is in the shared inbox (SQL), so it runs no second turn
     await fake.dispatch("MESSAGE_CREATE", message)
-    await fake.wait_for(lambda: len(user_texts(world.model)) == 3)
+    await fake.post(thread, world.alice, "and now?")
+    await world.replies(thread, 3)
     await world.settle()
-    assert fake.bot_texts(thread) == ["echo: are you there?", "echo: still there?"]
+    assert fake.bot_texts(thread) == ["echo: are you there?", "echo: still there?", "echo: and now?"]
+    assert user_texts(world.model) == ["are you there?", "still there?", "and now?"]
 
 
 async def test_gateway_reconnect_resumes_and_keeps_answering(world: World) -> None:

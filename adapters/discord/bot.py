@@ -7,7 +7,6 @@ import logging
 from typing import Any
 
 import discord
-from cachetools import LRUCache
 from discord import app_commands
 from discord.ext import commands
 
@@ -50,7 +49,6 @@ class MembotBot(commands.Bot):
         self.sync_global = sync_global
         self.drain_timeout = drain_timeout
         self.inflight = Inflight()
-        self.seen: LRUCache[int, bool] = LRUCache(4096)  # message ids handled: a replay is answered once
         register_commands(self.tree, core, self.inflight)
         register_menus(self.tree, core, self.inflight)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
@@ -69,10 +67,9 @@ class MembotBot(commands.Bot):
             log.info("synced %d slash commands globally (Discord may take up to an hour to show them)", len(synced))
 
     async def on_message(self, message: discord.Message) -> None:
-        # Other bots (and this one) are never answered; a replayed event is answered once.
-        if message.author.bot or message.id in self.seen:
+        # Other bots (and this one) are never answered; a replayed event is answered once (the inbox's key).
+        if message.author.bot:
             return
-        self.seen[message.id] = True  # one event loop: nothing runs between the check and this
         async with self.inflight:
             await self.conversations.handle(message)
 

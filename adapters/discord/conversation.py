@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import discord
 from cachetools import LRUCache
@@ -16,7 +17,7 @@ from adapters.discord.uploads import DM_UPLOADS, load_attachments
 from adapters.discord.where import channel_for, mentions_bot, prompt_text, replies_to, speaker_for
 from adapters.help import greeting
 from adapters.streaming import Streamer
-from agent import Channel, ChatCore
+from agent import Channel, ChatCore, Target
 
 log = logging.getLogger(__name__)
 HANDLED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
@@ -34,6 +35,9 @@ class Conversations:
         # threads this bot has answered in: followed without a new mention
         self.answered: LRUCache[int, bool] = LRUCache(50_000)
         self._posting: dict[int, asyncio.Future[None]] = {}  # per target: the last answer queued to be posted
+        # The inbox's writes, off the event loop, one at a time: questions reach their lanes in arrival order.
+        self._inbox = ThreadPoolExecutor(max_workers=1, thread_name_prefix="discord-inbox")
+        self._submitted: set[int] = set()  # tickets whose turn was queued (the turn closes them)
 
     async def handle(self, message: discord.Message) -> None:
         me = self.client.user
@@ -46,19 +50,34 @@ class Conversations:
             return
         text = prompt_text(message, me.id)
         channel, thread = channel_for(place, guild_id, message.author.id)
+        # In the durable inbox (SQL) before anything is done: a replay, to this or another process, is answered once.
+        ticket = await self._take(message, channel, thread, text, place)
+        if ticket is None:
+            return
         target = place
-        if guild_id is not None and not isinstance(place, discord.Thread):
-            target = await self._open_thread(message, text)
-            thread = str(target.id) if isinstance(target, discord.Thread) else ""
-        if isinstance(target, discord.Thread):
-            self.answered[target.id] = True
         try:
-            await self._answer(message, channel, thread, text, target)
+            if guild_id is not None and not isinstance(place, discord.Thread):
+                target = await self._open_thread(message, text)
+                thread = str(target.id) if isinstance(target, discord.Thread) else ""
+            if isinstance(target, discord.Thread):
+                self.answered[target.id] = True
+            await self._answer(message, channel, thread, text, target, ticket)
         except Exception as exc:
             await send_text(target, error_text(exc), f"{message.id}:error")
+        finally:
+            if ticket not in self._submitted:
+                await asyncio.get_running_loop().run_in_executor(self._inbox, self.core.settle, ticket)
+            self._submitted.discard(ticket)
+
+    async def _take(self, message: discord.Message, channel: Channel, thread: str, text: str,
+                    place: discord.abc.Messageable) -> int | None:
+        reply_to = Target(channel.scope, channel=str(getattr(place, "id", "") or ""))
+        question = self.core.question(channel, f"discord:message:{message.id}", speaker_for(message.author), text,
+                                      thread, reply_to)
+        return await asyncio.get_running_loop().run_in_executor(self._inbox, self.core.take, question)
 
     async def _answer(self, message: discord.Message, channel: Channel, thread: str, text: str,
-                      target: discord.abc.Messageable) -> None:
+                      target: discord.abc.Messageable, ticket: int) -> None:
         if message.attachments:
             if channel.private_to:
                 await send_text(target, DM_UPLOADS, f"{message.id}:files")
@@ -73,7 +92,8 @@ class Conversations:
         # Queued before any await, so one channel's turns run in the order its messages arrived; the answers are
         # posted in that order too (each waits for the one before it in this target to be posted).
         streamer = self._streamer(target, message.id)
-        future = self.core.submit(channel, speaker_for(message.author), text, thread, on_event=streamer)
+        future = self.core.submit(channel, speaker_for(message.author), text, thread, on_event=streamer, ticket=ticket)
+        self._submitted.add(ticket)
         where = getattr(target, "id", 0)
         before, mine = self._posting.get(where), asyncio.get_running_loop().create_future()
         self._posting[where] = mine

@@ -15,13 +15,14 @@ from slack_sdk.errors import SlackApiError
 from adapters.slack.commands import Response
 from adapters.slack.conversation import handle_message
 from adapters.slack.files import SLACK_FILE_ORIGINS
+from adapters.slack.format import from_slack
 from adapters.slack.messages import SlackMessage, channel_for
 from adapters.slack.people import People
 from adapters.slack.replies import apology
 from adapters.slack.seen import SeenKeys
 from adapters.slack.threads import Threads
 from adapters.slack.uploads import load_uploads, shared_at
-from agent import Channel, ChatCore, Ledger, UserError
+from agent import Channel, ChatCore, Ledger, Speaker, Target, UserError
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,19 @@ class SlackBot:
 
     def message(self, client: WebClient, msg: SlackMessage, bot_user_id: str) -> None:
         # A mention arrives as app_mention and as message (possibly at two processes): the first one is handled.
-        if self.seen.first("message", msg.team, msg.channel, msg.ts):
+        if not self.seen.first("message", msg.team, msg.channel, msg.ts):
+            return
+        if not (msg.mentioned or msg.is_dm or msg.in_thread):  # not for the bot; its files may still be loaded
             self._queue(msg.place, lambda: handle_message(self, client, msg, bot_user_id))
+            return
+        # Possibly a question: written to the durable inbox before Slack gets its ack (listeners run first).
+        question = self.core.question(msg.place, f"slack:{msg.team}:{msg.channel}:{msg.ts}",
+                                      Speaker(msg.user, msg.user), from_slack(msg.text, _raw, bot_user_id),
+                                      msg.root, Target(msg.place.scope, msg.channel, msg.reply_thread),
+                                      confirmed=msg.mentioned or msg.is_dm)
+        queued = self.core.accept(question, lambda ticket: handle_message(self, client, msg, bot_user_id, ticket))
+        if queued is not None:
+            queued.add_done_callback(_log_failure)
 
     def file_shared(self, client: WebClient, team: str, channel: str, user: str, file_id: str) -> None:
         def job() -> None:
@@ -99,6 +111,10 @@ class SlackBot:
     def close(self) -> None:
         """Stop the slash commands; the turns taken finish (or are abandoned) when the container closes."""
         self.commands.shutdown(wait=True)
+
+
+def _raw(user: str) -> str:
+    return user  # the inbox's copy of a question keeps user ids: no Slack call before the ack
 
 
 def _log_failure(future: Future[None]) -> None:

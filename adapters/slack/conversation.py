@@ -15,7 +15,9 @@ from adapters.streaming import Streamer
 from agent import TurnResult, UserError
 
 
-def handle_message(bot: SlackState, client: WebClient, msg: SlackMessage, bot_user_id: str) -> None:
+def handle_message(bot: SlackState, client: WebClient, msg: SlackMessage, bot_user_id: str, ticket: int = 0) -> None:
+    """`ticket`: the message's row in the durable inbox (a possible question); closed as skipped by the core if
+    no turn runs for it."""
     if msg.files:
         load_uploads(bot, client, msg.place, msg.channel, msg.ts, msg.reply_thread, list(msg.files))
     addressed = msg.mentioned or msg.is_dm or (
@@ -24,17 +26,20 @@ def handle_message(bot: SlackState, client: WebClient, msg: SlackMessage, bot_us
         return
     text = from_slack(msg.text, lambda user: bot.people.name(client, user), bot_user_id)
     if text:
-        answer(bot, client, msg, text)
+        if ticket and not (msg.mentioned or msg.is_dm):
+            bot.core.confirm(ticket)  # a follow-up in the bot's thread: a question after all
+        answer(bot, client, msg, text, ticket)
     elif not msg.files:  # a bare mention: say hello rather than nothing
         post(client, msg.channel, msg.reply_thread, [greeting(HELP_COMMAND)])
 
 
-def answer(bot: SlackState, client: WebClient, msg: SlackMessage, text: str) -> None:
+def answer(bot: SlackState, client: WebClient, msg: SlackMessage, text: str, ticket: int = 0) -> None:
     with working(client, msg.channel, msg.ts):
         try:
             speaker = bot.people.speaker(client, msg.user)
             streamer = _streamer(bot, client, msg)
-            result = bot.core.submit(msg.place, speaker, text, thread=msg.root, on_event=streamer).result()
+            result = bot.core.submit(msg.place, speaker, text, thread=msg.root, on_event=streamer,
+                                     ticket=ticket).result()
             texts = shown(result, streamer)
         except UserError as exc:
             texts = [str(exc)]
