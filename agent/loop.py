@@ -30,6 +30,7 @@ from agent.memory.core import CoreMemory
 from agent.overflow import overflow_notice
 from agent.reply_policy import AUTO, CUT_CALL, Decision, ReplyPolicy, reply_call, salvage_cut
 from agent.schedule.book import ScheduleBook
+from agent.schedule.drafts import TurnSchedules
 from agent.tools.context import ToolContext
 from agent.tools.registry import Tool, heartbeat_requested
 from agent.turns import EventSink, Incoming, TurnEvent, TurnResult
@@ -68,17 +69,15 @@ class TurnRunner:
                 result = turn.run()
             turn.land()
             session.commit()
-            if self.schedules is not None:
-                self.schedules.publish(session)  # the schedules its tools added or cancelled
+            if turn.ctx.schedules is not None:
+                turn.ctx.schedules.publish()  # the schedules its tools added or cancelled
             return result
         except LLMUnavailable as exc:
-            session.rollback()
-            archival.undo()
+            turn.undo()
             return TurnResult(notice=_failure_notice(exc, self.limits.budget, turn.fixed), failed=True,
                               events=turn.result.events, steps=turn.result.steps)
         except BaseException:
-            session.rollback()
-            archival.undo()
+            turn.undo()
             raise
 
 
@@ -92,7 +91,7 @@ class _Turn:
         self.incoming = incoming
         self.core = CoreMemory(session, int(agent.id or 0))
         self.ctx = ToolContext(session, agent, self.core, archival, incoming.speaker, thread=incoming.thread,
-                               schedules=runner.schedules)
+                               schedules=TurnSchedules(runner.schedules) if runner.schedules else None)
         self.on_event = on_event
         self.result = TurnResult()
         self.policy = ReplyPolicy(runner.limits.reply_mode)
@@ -141,9 +140,18 @@ class _Turn:
             self.core.reapply()
             for message in self.new:
                 self.session.add(message)
+            if self.ctx.schedules is not None:
+                self.ctx.schedules.land(self.session)
         self.session.flush()
         if self._context_from is not None:
             self.agent.context_from = int(self._context_from.id or 0)
+
+    def undo(self) -> None:
+        """The turn failed or was abandoned: nothing it wrote on the way stays."""
+        self.session.rollback()
+        self.ctx.archival.undo()
+        if self.ctx.schedules is not None:
+            self.ctx.schedules.discard()
 
     # one step ------------------------------------------------------------------------------------------
     def _complete(self) -> Completion:
