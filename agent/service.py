@@ -164,7 +164,10 @@ class AgentService:
         return self.submit(agent_id, incoming, on_event).result()
 
     def _turn(self, agent_id: int, incoming: Incoming, on_event: EventSink | None) -> TurnResult:
-        with Session(self.engine, expire_on_commit=False) as s:
+        with Session(self.engine, expire_on_commit=False, autoflush=False) as s:
+            # The turn's reading session: each read is its own transaction, so none stays open (idle in
+            # transaction on PostgreSQL) while the model thinks; the turn writes in a session of its own.
+            s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             agent = s.get(Agent, agent_id)
             if agent is None:
                 raise NotFound(f"Agent {agent_id} no longer exists.")
