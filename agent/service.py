@@ -286,6 +286,11 @@ class AgentService:
         return s.exec(select(Message).where(Message.agent_id == agent_id, Message.role == "user",
                                             Message.kind == "message").order_by(col(Message.id).desc())).first()
 
+    @property
+    def closing(self) -> bool:
+        """True once shutdown began (no new turns are taken)."""
+        return self.pool.stopped
+
     def close(self, grace: float | None = None) -> bool:
         """Take no new turns; let those taken finish for up to `grace` seconds (None: until done), then abandon
         them uncommitted. True when every turn finished."""
