@@ -1,7 +1,8 @@
 """One turn of the MemGPT loop: inner thought, tool calls, heartbeat chaining, a cap on steps.
 
-No SQL write happens while the model thinks: the turn reads through its session (without autoflush), keeps its
-new messages and core memory edits in memory, and lands them in one short transaction at the end (`_Turn.land`).
+No SQL write happens while the model thinks: the turn reads through its session (which never writes), keeps its
+new messages, core memory edits and agent changes in memory, and lands them in one short transaction of a
+session of its own at the end (`_Turn.land`).
 If the model fails for good nothing was written and archival inserts are undone, so the agent is as before.
 """
 
@@ -30,6 +31,7 @@ from agent.memory.core import CoreMemory
 from agent.overflow import overflow_notice
 from agent.reply_policy import AUTO, CUT_CALL, Decision, ReplyPolicy, reply_call, salvage_cut
 from agent.schedule.book import ScheduleBook
+from agent.schedule.drafts import TurnSchedules
 from agent.tools.context import ToolContext
 from agent.tools.registry import Tool, heartbeat_requested
 from agent.turns import EventSink, Incoming, TurnEvent, TurnResult
@@ -67,23 +69,22 @@ class TurnRunner:
         question answered) and may raise to keep the turn from landing."""
         turn = _Turn(self, session, agent, incoming, archival, on_event or (lambda e: None), human_preset)
         try:
-            with session.no_autoflush:  # reads never flush: no write lock (SQLite) across a model call
+            with session.no_autoflush:  # the reading session never writes: no lock across a model call
                 result = turn.run()
-            turn.land()
-            if landing is not None:
-                landing(session)
-            session.commit()
-            if self.schedules is not None:
-                self.schedules.publish(session)  # the schedules its tools added or cancelled
+            with Session(session.get_bind(), expire_on_commit=False, autoflush=False) as writer:
+                turn.land(writer)
+                if landing is not None:
+                    landing(writer)
+                writer.commit()
+            if turn.ctx.schedules is not None:
+                turn.ctx.schedules.publish()  # the schedules its tools added or cancelled
             return result
         except LLMUnavailable as exc:
-            session.rollback()
-            archival.undo()
+            turn.undo()
             return TurnResult(notice=_failure_notice(exc, self.limits.budget, turn.fixed), failed=True,
                               events=turn.result.events, steps=turn.result.steps)
         except BaseException:
-            session.rollback()
-            archival.undo()
+            turn.undo()
             raise
 
 
@@ -97,7 +98,7 @@ class _Turn:
         self.incoming = incoming
         self.core = CoreMemory(session, int(agent.id or 0))
         self.ctx = ToolContext(session, agent, self.core, archival, incoming.speaker, thread=incoming.thread,
-                               schedules=runner.schedules)
+                               schedules=TurnSchedules(runner.schedules) if runner.schedules else None)
         self.on_event = on_event
         self.result = TurnResult()
         self.policy = ReplyPolicy(runner.limits.reply_mode)
@@ -107,6 +108,8 @@ class _Turn:
         self.first: Message | None = None  # the message that started this turn
         self.new: list[Message] = []  # this turn's messages, written at `land`
         self._context_from: Message | None = None  # a new message that starts the window after a summary
+        self._summarized = False
+        self._started = (agent.summary, agent.context_from, agent.pressure_alerted)  # as the turn read them
         self._sizes: dict[tuple[str, int], int] = {}
         self._archived: tuple[int, int] | None = None  # (inserts this turn, archival passages)
         self.window = list(session.exec(select(Message).where(Message.agent_id == agent.id,
@@ -133,22 +136,42 @@ class _Turn:
         self.result.replies = list(self.ctx.sent)
         return self.result
 
-    def land(self) -> None:
-        """Write the turn in one short transaction. The agent row is updated first: that takes SQLite's write lock
-        (a row lock on PostgreSQL), so two turns of one agent landing at once append one contiguous block each.
-        Core memory edits are re-applied to the blocks as they are now, so a concurrent edit is never lost."""
+    def land(self, writer: Session) -> None:
+        """Write the turn in `writer`, one short transaction. The agent row is updated first: that takes SQLite's
+        write lock (a row lock on PostgreSQL), so two turns of one agent landing at once append one contiguous
+        block each. Core memory edits are re-applied to the blocks as they are now, and the agent's summary is
+        re-read, so what another turn landed meanwhile is never lost."""
         agent_id = int(self.agent.id or 0)
-        with self.session.no_autoflush:
-            now = utcnow()
-            self.session.execute(update(Agent).where(col(Agent.id) == agent_id).values(updated_at=now))
-            self.agent.updated_at = now
-            self.session.add(self.agent)
-            self.core.reapply()
-            for message in self.new:
-                self.session.add(message)
-        self.session.flush()
-        if self._context_from is not None:
-            self.agent.context_from = int(self._context_from.id or 0)
+        writer.execute(update(Agent).where(col(Agent.id) == agent_id).values(updated_at=utcnow()))
+        now = writer.exec(select(Agent.summary, Agent.context_from, Agent.pressure_alerted)
+                          .where(Agent.id == agent_id)).one()
+        self.core.reapply(writer)
+        writer.add_all(self.new)
+        if self.ctx.schedules is not None:
+            self.ctx.schedules.land(writer)
+        writer.flush()
+        values = self._agent_changes(now.summary, now.context_from)
+        if self.agent.pressure_alerted != self._started[2]:
+            values["pressure_alerted"] = self.agent.pressure_alerted
+        if values:
+            writer.execute(update(Agent).where(col(Agent.id) == agent_id).values(**values))
+
+    def _agent_changes(self, summary: str, context_from: int) -> dict[str, Any]:
+        """The summary and window start this turn lands. When another turn summarized after this one started
+        (another process), both summaries are kept and the window starts at the later cut."""
+        if not self._summarized:
+            return {}
+        head = int(self._context_from.id or 0) if self._context_from is not None else self.agent.context_from
+        if (summary, context_from) == self._started[:2]:
+            return {"summary": self.agent.summary, "context_from": head}
+        return {"summary": f"{summary}\n\n{self.agent.summary}".strip(), "context_from": max(head, context_from)}
+
+    def undo(self) -> None:
+        """The turn failed or was abandoned: nothing it wrote on the way stays."""
+        self.session.rollback()  # the reading session: only releases its connection
+        self.ctx.archival.undo()
+        if self.ctx.schedules is not None:
+            self.ctx.schedules.discard()
 
     # one step ------------------------------------------------------------------------------------------
     def _complete(self) -> Completion:
@@ -346,7 +369,7 @@ class _Turn:
         self._context_from = head if head.id is None else None  # its id is known once the turn lands
         self.agent.context_from = int(head.id or 0)
         self.agent.pressure_alerted = False
-        self.session.add(self.agent)
+        self._summarized = True
         self._emit(TurnEvent("notice", f"Summarized {len(evicted)} older messages to free the context window."))
         return True
 

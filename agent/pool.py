@@ -133,6 +133,11 @@ class TurnPool:
         return self._abandon.is_set()
 
     @property
+    def stopped(self) -> bool:
+        """True once the pool takes no new work."""
+        return self._stopped
+
+    @property
     def busy(self) -> int:
         """Lanes with work queued or running."""
         with self._lock:

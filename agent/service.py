@@ -198,7 +198,10 @@ class AgentService:
         ticket = self.inbox.claim(ticket, scope, name, incoming,
                                   target_for(Agent(scope=scope, name=name), incoming.thread))
         try:
-            with Session(self.engine, expire_on_commit=False) as s:
+            with Session(self.engine, expire_on_commit=False, autoflush=False) as s:
+                # The turn's reading session: each read is its own transaction, so none stays open (idle in
+                # transaction on PostgreSQL) while the model thinks; the turn writes in a session of its own.
+                s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
                 agent = s.get(Agent, agent_id)
                 if agent is None:
                     raise NotFound(f"Agent {agent_id} no longer exists.")
@@ -325,6 +328,11 @@ class AgentService:
     def _last_user_message(s: Session, agent_id: int) -> Message | None:
         return s.exec(select(Message).where(Message.agent_id == agent_id, Message.role == "user",
                                             Message.kind == "message").order_by(col(Message.id).desc())).first()
+
+    @property
+    def closing(self) -> bool:
+        """True once shutdown began (no new turns are taken)."""
+        return self.pool.stopped
 
     def close(self, grace: float | None = None) -> bool:
         """Take no new turns; let those taken finish for up to `grace` seconds (None: until done), then abandon

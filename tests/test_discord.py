@@ -179,6 +179,62 @@ async def test_ten_questions_in_a_thread_are_answered_in_order_as_replies(world:
     assert all(a["type"] == 19 and a["allowed_mentions"]["replied_user"] is False for a in answers)
 
 
+async def lag_probe(stop: asyncio.Event, lags: list[float], every: float = 0.02) -> None:
+    """How late the event loop wakes a sleeping task: a blocking call on the loop shows as a long lag."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        start = loop.time()
+        await asyncio.sleep(every)
+        lags.append(loop.time() - start - every)
+
+
+async def test_the_event_loop_stays_responsive_during_first_contact_an_upload_and_a_command(world: World) -> None:
+    """A new channel's first message (its agent is created), a PDF upload and /memory at once: every storage,
+    loader and model call runs off the loop, so heartbeats and the 3 s interaction deadline are never missed."""
+    fake, alice = world.fake, world.alice
+    research = fake.channel_id(world.team, "research")
+    world.model.default = lambda request: delay(1.0, echo(request))  # the model thinks a while
+    await world.start()
+    stop, lags = asyncio.Event(), []
+    probe = asyncio.create_task(lag_probe(stop, lags))
+    paper = fake.attachment(world.general, PAPER.name, PAPER.read_bytes(), "application/pdf")
+    upload = await fake.post(world.general, alice, fake.bot_mention, attachments=[paper])
+    question = await fake.post(research, world.bob, f"{fake.bot_mention} hello there")
+    interaction = await fake.interact(world.team, research, alice, "memory")
+    assert (await world.replies(int(question["id"]), 1)) == ["echo: hello there"]
+    assert (await world.replies(int(upload["id"]), 1))[0].startswith("Loaded ")
+    await fake.wait_for(lambda: fake.followups.get(interaction["token"]))
+    await world.settle()
+    stop.set()
+    await probe
+    assert fake.callbacks[int(interaction["id"])][0]["type"] == 5  # deferred
+    print(f"event loop lag: max {max(lags) * 1000:.0f} ms over {len(lags)} probes")
+    assert max(lags) < 1.0  # the issue saw a 12 s freeze; a blocked loop would show here
+
+
+async def test_slash_commands_are_deferred_before_any_work(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = world.fake
+    await world.start()
+    assert world.container is not None
+    chat = world.container.chat
+    seen: list[int] = []  # callbacks Discord had received when the work started
+
+    def spy(name: str) -> Any:
+        real = getattr(chat, name)
+
+        def work(*args: Any, **kwargs: Any) -> Any:
+            seen.append(sum(len(v) for v in fake.callbacks.values()))
+            return real(*args, **kwargs)
+        return work
+
+    for name in ("sources_text", "schedule"):
+        monkeypatch.setattr(chat, name, spy(name))
+    await world.command(world.team, world.general, world.alice, "sources")
+    await world.command(world.team, world.general, world.alice, "schedule", command="list")
+    assert seen == [1, 2]  # each command's deferral reached Discord before its work began
+    assert [c[0]["type"] for c in fake.callbacks.values()] == [5, 5]
+
+
 async def test_a_thread_missing_from_the_cache_is_fetched(world: World) -> None:
     fake = world.fake
     await world.start()

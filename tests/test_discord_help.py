@@ -131,8 +131,9 @@ async def test_memory_panel_edits_a_block_within_its_limit(world: World) -> None
         limit = field["max_length"]
         submitted = await fake.submit_modal(world.team, world.general, world.alice, opened["data"],
                                             {field["custom_id"]: text.replace("LIMIT+1", "x" * (limit + 1))})
-        [saved] = await fake.wait_for(lambda: fake.callbacks.get(int(submitted["id"])))
-        return str(saved["data"]["content"])
+        [saved] = await fake.wait_for(lambda: fake.followups.get(submitted["token"]))
+        assert fake.callbacks[int(submitted["id"])][0]["type"] == 5  # deferred before the edit ran
+        return str(saved["content"])
 
     assert await edit("I keep the team's launch notes.") == "Saved the persona block (31/2000 characters)."
     assert "at most 2000 characters" in await edit("LIMIT+1")

@@ -9,6 +9,7 @@ from functools import partial
 
 import discord
 
+from adapters.discord.format import NO_PINGS
 from adapters.discord.replies import error_text
 from agent import Channel, ChannelHome, ChatCore, edit_block
 
@@ -61,11 +62,12 @@ class EditBlock(discord.ui.Modal):
         self.add_item(self.text)
 
     async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True, thinking=True)  # acknowledged before any work
         try:
             answer = await asyncio.to_thread(edit_block, self.core, self.channel, self.label, self.text.value)
         except Exception as exc:
             answer = error_text(exc)
-        await interaction.response.send_message(answer, ephemeral=True)
+        await interaction.followup.send(answer, ephemeral=True, allowed_mentions=NO_PINGS)
 
 
 def _cut(text: str) -> str:

@@ -107,13 +107,9 @@ class ArchivalMemory:
                         embedding_dim=case((table.c.embedding_model == "", embedder.dim),
                                            else_=table.c.embedding_dim))
                 .returning(table.c.archival_revision, table.c.embedding_model, table.c.embedding_dim))
-        raw = self.session.connection().connection.dbapi_connection
-        if getattr(raw, "in_transaction", False) and self.session.get_bind().dialect.name == "sqlite":
-            row = self.session.execute(stmt).one()  # this session already writes (holds SQLite's lock): join it
-        else:
-            with Session(self.session.get_bind()) as own:
-                row = own.execute(stmt).one()
-                own.commit()
+        with Session(self.session.get_bind()) as own:
+            row = own.execute(stmt).one()
+            own.commit()
         for name, value in zip(("archival_revision", "embedding_model", "embedding_dim"), row):
             set_committed_value(self.agent, name, value)
         self._check_model(embedder)  # another process may have recorded a different model meanwhile

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from agent.db.models import Block
 from agent.db.upsert import insert_ignore
@@ -37,6 +37,7 @@ class CoreMemory:
         self.agent_id = agent_id
         self.edits: list[tuple[Block, Callable[[str], str]]] = []  # this turn's edits, for `reapply`
         self.pending: dict[str, Block] = {}  # blocks met this turn, inserted at `reapply`
+        self.titles: dict[str, str] = {}  # new display names of people met this turn, written at `reapply`
 
     def all(self) -> list[Block]:
         rows = list(self.session.exec(select(Block).where(Block.agent_id == self.agent_id).order_by(Block.id)).all())
@@ -68,7 +69,8 @@ class CoreMemory:
         return self.ensure(speaker.label, _person_text(speaker, initial), title=speaker.name)
 
     def meet(self, speaker: Speaker, initial: str = "") -> Block:
-        """Like `person`, but a new person's block stays in memory until `reapply` writes it (within a turn)."""
+        """Like `person`, but nothing is written until `reapply` (within a turn): a new person's block and a new
+        display name stay in memory until then."""
         block = self._row(speaker.label)
         if block is None:
             block = self.pending.get(speaker.label) or Block(agent_id=self.agent_id, label=speaker.label,
@@ -77,6 +79,7 @@ class CoreMemory:
             self.pending[speaker.label] = block
         elif block.title != speaker.name:
             block.title = speaker.name
+            self.titles[speaker.label] = speaker.name
         return block
 
     def resolve(self, label: str, speaker: Speaker | None) -> Block:
@@ -114,28 +117,43 @@ class CoreMemory:
         self.edits.append((block, edit))
         return f"The {block.label} block now has {len(value)}/{block.limit} characters."
 
-    def reapply(self) -> None:
-        """Re-apply this turn's edits to each block as it is now in the database (call it inside the writing
-        transaction, after taking the agent's lock): an edit another turn or process made meanwhile is kept. An
-        edit that no longer fits (its text was replaced, or the block is full) is dropped and logged."""
-        stored = {id(b): self.ensure(b.label, b.value, b.title, b.limit) for b in self.pending.values()}
+    def reapply(self, session: Session) -> None:
+        """Write this turn's new blocks and re-apply its edits to each block as it is now in the database, in
+        `session`, the turn's writing transaction (after it took the agent's lock): an edit another turn or process
+        made meanwhile is kept. An edit that no longer fits (its text was replaced, or the block is full) is dropped
+        and logged. The blocks this memory read stay as they were: they belong to the turn's reading session."""
+        writer = CoreMemory(session, self.agent_id)
+        inserted = set()
+        for label, b in self.pending.items():
+            if writer.ensure(label, b.value, b.title, b.limit).value == b.value:
+                inserted.add(label)  # this turn's insert won: the block already holds its edits
         self.pending.clear()
-        edits = [(stored.get(id(b), b), edit) for b, edit in self.edits if id(b) not in stored or
-                 stored[id(b)].value != b.value]  # a block this turn inserted already holds its edits
-        lock = True if self.session.get_bind().dialect.name == "postgresql" else None
-        for block in {id(b): b for b, _ in edits}.values():
-            self.session.refresh(block, with_for_update=lock)
-        for block, edit in edits:
-            value = edit(block.value)
-            if value == block.value and value:
+        wanted = ({b.label for b, _ in self.edits} | set(self.titles)) - inserted
+        rows: dict[str, Block] = {}
+        if wanted:
+            query = (select(Block).where(Block.agent_id == self.agent_id, col(Block.label).in_(wanted))
+                     .with_for_update().execution_options(populate_existing=True))
+            rows = {r.label: r for r in session.exec(query).all()}
+        for block, edit in self.edits:
+            row = rows.get(block.label)
+            if block.label in inserted:
+                continue
+            value = edit(row.value) if row is not None else None
+            if row is None or value is None:
+                log.warning("core memory block %s is gone; its edit is dropped", block.label)
+            elif value == row.value and value:
                 log.warning("core memory edit of %s no longer applies; dropped", block.label)
-            elif len(value) > block.limit:
+            elif len(value) > row.limit:
                 log.warning("core memory edit of %s no longer fits in %d characters; dropped", block.label,
-                            block.limit)
+                            row.limit)
             else:
-                block.value = value
-            self.session.add(block)
+                row.value = value
+        for label, title in self.titles.items():
+            if label in rows:
+                rows[label].title = title
+        session.add_all(rows.values())
         self.edits.clear()
+        self.titles.clear()
 
     def render(self, speaker: Speaker | None) -> str:
         """The blocks shown in the prompt: persona, named blocks, and the speaking person's block."""

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, delete, func, select
 
-from agent.db.models import Agent, as_utc
+from agent.db.models import Agent, as_utc, utcnow
 from agent.schedule.board import JobBoard, JobSpec
 from agent.schedule.delivery import target_for
-from agent.schedule.model import ACTIVE, CANCELLED, ChannelZone, Schedule
+from agent.schedule.model import ACTIVE, CANCELLED, DRAFT, ChannelZone, Schedule
 from agent.schedule.parse import (
     Plan,
     ScheduleError,
@@ -30,6 +30,7 @@ from agent.schedule.parse import (
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+STALE_DRAFT = timedelta(days=1)  # no turn runs this long: its draft was left by a killed process
 _CHANGES = "membot.schedule_changes"  # key in Session.info: the board changes waiting for the commit
 
 
@@ -75,8 +76,26 @@ class ScheduleBook:
         return split_when(line, self.clock(), self.zone(s, agent_id))
 
     def add(self, s: Session, agent: Agent, plan: Plan, text: str, created_by: str, thread: str = "") -> Schedule:
-        """Add a schedule in session `s`; its job goes on the board at `publish(s)`, once `s` has committed (on
-        SQLite a turn's session holds the write lock until then)."""
+        """Add a schedule in session `s`; its job goes on the board at `publish(s)`, once `s` has committed."""
+        row = self._new_row(s, agent, plan, text, created_by, thread)
+        s.add(row)
+        s.flush()
+        s.info.setdefault(_CHANGES, []).append((self.board.put, self._job(row)))
+        return row
+
+    def draft(self, agent: Agent, plan: Plan, text: str, created_by: str, thread: str = "",
+              also: int = 0) -> Schedule:
+        """Add a schedule as a draft in a short transaction of its own: it has its id, and nothing fires it until
+        a turn's landing activates it (agent/schedule/drafts.py). `also`: the caller's drafts not yet active."""
+        with self.session() as s:
+            row = self._new_row(s, agent, plan, text, created_by, thread, also)
+            row.status = DRAFT
+            s.add(row)
+            s.commit()
+            return row
+
+    def _new_row(self, s: Session, agent: Agent, plan: Plan, text: str, created_by: str, thread: str,
+                 also: int = 0) -> Schedule:
         text = text.strip()
         if not text:
             raise ScheduleError("Say what the schedule is about: its text is empty.")
@@ -85,18 +104,14 @@ class ScheduleBook:
         self._check_interval(plan)
         agent_id = int(agent.id or 0)
         active = s.exec(select(func.count()).select_from(Schedule).where(
-            Schedule.agent_id == agent_id, Schedule.status == ACTIVE)).one()
+            Schedule.agent_id == agent_id, Schedule.status == ACTIVE)).one() + also
         if active >= self.limits.per_channel:
             raise ScheduleError(f"This channel already has {active} active schedules, the most allowed. "
                                 "Cancel one first (list them to see their ids).")
         target = target_for(agent, thread)
-        row = Schedule(agent_id=agent_id, platform=target.platform, scope=target.scope, channel=target.channel,
-                       user=target.user, thread=thread, text=text, spec=plan.spec, trigger=plan.trigger,
-                       timezone=plan.zone, created_by=created_by[:200], next_fire_at=plan.first)
-        s.add(row)
-        s.flush()
-        s.info.setdefault(_CHANGES, []).append((self.board.put, self._job(row)))
-        return row
+        return Schedule(agent_id=agent_id, platform=target.platform, scope=target.scope, channel=target.channel,
+                        user=target.user, thread=thread, text=text, spec=plan.spec, trigger=plan.trigger,
+                        timezone=plan.zone, created_by=created_by[:200], next_fire_at=plan.first)
 
     def _check_interval(self, plan: Plan) -> None:
         if not plan.recurring:
@@ -111,15 +126,20 @@ class ScheduleBook:
                            .order_by(col(Schedule.next_fire_at), col(Schedule.id))).all())
 
     def cancel(self, s: Session, agent_id: int, schedule_id: int) -> Schedule:
-        row = s.get(Schedule, schedule_id)
-        if row is None or row.agent_id != agent_id:
-            raise ScheduleError(f"There is no schedule #{schedule_id} in this channel. List them to see their ids.")
-        if row.status != ACTIVE:
-            raise ScheduleError(f"Schedule #{schedule_id} has already ended ({row.status}).")
+        row = self.cancellable(s, agent_id, schedule_id)
         row.status, row.ended_at, row.revision = CANCELLED, self.clock(), row.revision + 1
         s.add(row)
         s.flush()
         s.info.setdefault(_CHANGES, []).append((self.board.remove, row.platform, schedule_id))
+        return row
+
+    def cancellable(self, s: Session, agent_id: int, schedule_id: int) -> Schedule:
+        """The active schedule `schedule_id` of the agent, or a ScheduleError saying why not."""
+        row = s.get(Schedule, schedule_id)
+        if row is None or row.agent_id != agent_id or row.status == DRAFT:
+            raise ScheduleError(f"There is no schedule #{schedule_id} in this channel. List them to see their ids.")
+        if row.status != ACTIVE:
+            raise ScheduleError(f"Schedule #{schedule_id} has already ended ({row.status}).")
         return row
 
     # the job board -----------------------------------------------------------------------------------
@@ -134,9 +154,20 @@ class ScheduleBook:
         for fn, *args in s.info.pop(_CHANGES, []):
             self._quietly(fn, *args)
 
+    def announce(self, added: list[Schedule], cancelled: list[Schedule]) -> None:
+        """Put committed schedules on the board and take cancelled ones off it."""
+        for row in added:
+            self._quietly(self.board.put, self._job(row))
+        for row in cancelled:
+            self._quietly(self.board.remove, row.platform, int(row.id or 0))
+
     def reconcile(self, platform: str) -> None:
-        """Make the job store hold exactly the active schedules of `platform` (the rows are the truth)."""
+        """Make the job store hold exactly the active schedules of `platform` (the rows are the truth), and
+        clear drafts left by turns that were killed before they landed."""
         with self.session() as s:
+            s.exec(delete(Schedule).where(col(Schedule.platform) == platform, col(Schedule.status) == DRAFT,
+                                          col(Schedule.created_at) < utcnow() - STALE_DRAFT))
+            s.commit()
             active = set(s.exec(select(Schedule.id).where(Schedule.platform == platform,
                                                           Schedule.status == ACTIVE)).all())
             have = self.board.job_ids(platform)

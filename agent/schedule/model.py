@@ -10,6 +10,7 @@ from sqlmodel import Field, SQLModel
 from agent.db.models import utcnow
 
 ACTIVE, DONE, MISSED, CANCELLED = "active", "done", "missed", "cancelled"
+DRAFT = "draft"  # added by a turn that has not landed yet: never fires (agent/schedule/drafts.py)
 
 
 def _moment(nullable: bool = True) -> Column:  # type: ignore[type-arg]
@@ -35,7 +36,7 @@ class Schedule(SQLModel, table=True):
     spec: str = Field(max_length=300)  # as people read it: "every monday at 10:00"
     trigger: str = Field(max_length=200)  # canonical: once | cron:<5 fields> | every:<seconds>
     timezone: str = Field(max_length=100)
-    status: str = Field(default=ACTIVE, max_length=20, index=True)  # active | done | missed | cancelled
+    status: str = Field(default=ACTIVE, max_length=20, index=True)  # draft | active | done | missed | cancelled
     created_by: str = Field(default="", max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_column=_moment(nullable=False))
     next_fire_at: datetime | None = Field(default=None, sa_column=_moment())

@@ -57,6 +57,10 @@ class Turns(Protocol):
 
     def submit(self, agent_id: int, incoming: Incoming) -> Future[TurnResult]: ...
 
+    @property
+    def closing(self) -> bool:
+        """True once shutdown began: turns are no longer taken, or are being abandoned."""
+
 
 class ScheduleService:
     """Fires schedules: claims each due firing once, runs the agent's turn, delivers its replies."""
@@ -188,10 +192,27 @@ class ScheduleService:
         try:
             turn = self.agents.submit(row.agent_id, incoming)
         except Exception:
+            if self.agents.closing:
+                self._later(row, firing_id, delivered)
+                return
             log.exception("schedule #%s: could not start the agent's turn", row.id)
             self._deliver(row, firing_id, [self._fallback(row)], delivered)
             return
-        turn.add_done_callback(lambda f: self._deliver(row, firing_id, self._replies(row, f), delivered))
+        turn.add_done_callback(lambda f: self._after(row, firing_id, f, delivered))
+
+    def _after(self, row: Schedule, firing_id: int, turn: Future[TurnResult], delivered: Future[list[str]]) -> None:
+        if self.agents.closing and (turn.cancelled() or turn.exception() is not None):
+            self._later(row, firing_id, delivered)
+        else:
+            self._deliver(row, firing_id, self._replies(row, turn), delivered)
+
+    def _later(self, row: Schedule, firing_id: int, delivered: Future[list[str]]) -> None:
+        """Shutdown cut the firing's turn short: its lease runs out and a process takes it over (this one, at
+        its next start), so the reminder is late, never lost."""
+        log.info("schedule #%s: shutdown interrupted firing %s; it is taken over after the next start", row.id,
+                 firing_id)
+        self._working(firing_id, False)
+        delivered.set_result([])
 
     def _replies(self, row: Schedule, turn: Future[TurnResult]) -> list[str]:
         try:

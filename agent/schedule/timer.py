@@ -146,6 +146,9 @@ class Timer:
                 outcome = job.func(*job.args, **job.kwargs)
             next_at = outcome.next_at
         except Exception:
+            if self._closed:  # shutdown stopped the turn pool or the stores under this pass: no bug, no traceback
+                log.info("job %s was interrupted by shutdown; it runs again at the next start", job.id)
+                return None
             log.exception("job %s failed; trying again in %s s", job.id, self.poll)
         try:
             if next_at is None:
@@ -170,7 +173,10 @@ class Timer:
             self.resume_pending()
             return self._wait()
         except Exception:
-            log.exception("scheduler pass failed")
+            if self._closed:
+                log.info("the scheduler pass in progress was interrupted by shutdown")
+            else:
+                log.exception("scheduler pass failed")
             return self.poll
 
     def _wait(self) -> float:
@@ -184,8 +190,9 @@ class Timer:
         """Run passes in a daemon thread: at every due job, and every poll_seconds to keep leadership and to see
         jobs other processes added."""
         with self._state:
-            if self._closed:
-                raise RuntimeError("the timer is stopped")
+            if self._closed:  # shutdown began first (an adapter starting as the process stops): nothing to run
+                log.debug("the timer is stopped; not starting it")
+                return
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="membot-timer", daemon=True)
                 self._thread.start()
@@ -195,6 +202,9 @@ class Timer:
         self._wake.set()
 
     def stop(self) -> None:
+        """Run no more passes: the one in progress ends (its firing only queues a turn, which the turn pool's
+        shutdown then finishes or abandons), then the leader locks are released. Safe from any thread, at any
+        moment, any number of times; `start` after it does nothing."""
         with self._state:
             self._closed = True
             thread = self._thread

@@ -9,7 +9,7 @@ from sqlmodel import Session
 from agent.db.models import Agent
 from agent.memory.archival import ArchivalMemory
 from agent.memory.core import CoreMemory, Speaker
-from agent.schedule.book import ScheduleBook
+from agent.schedule.drafts import TurnSchedules
 
 
 @dataclass
@@ -21,4 +21,4 @@ class ToolContext:
     speaker: Speaker | None
     sent: list[str] = field(default_factory=list)
     thread: str = ""  # the thread the input came from; the agent's scope and name give its channel
-    schedules: ScheduleBook | None = None  # timed events; None where scheduling is off
+    schedules: TurnSchedules | None = None  # the turn's timed events; None where scheduling is off

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from agent.errors import ToolFailure
-from agent.schedule.book import ScheduleBook, describe
+from agent.schedule.book import describe
+from agent.schedule.drafts import TurnSchedules
 from agent.schedule.parse import EXAMPLES, ScheduleError
 from agent.tools.context import ToolContext
 from agent.tools.registry import Tool, tool
 
 
-def _service(ctx: ToolContext) -> ScheduleBook:
+def _service(ctx: ToolContext) -> TurnSchedules:
     if ctx.schedules is None:
         raise ToolFailure("Scheduling is not available here; tell the people you cannot set reminders.")
     return ctx.schedules
@@ -27,7 +28,7 @@ def schedule_message(ctx: ToolContext, when: str, text: str, timezone: str | Non
     who = f"{ctx.speaker.name} via the agent" if ctx.speaker else "the agent"
     try:
         plan = service.read_when(ctx.session, int(ctx.agent.id or 0), when, timezone)
-        row = service.add(ctx.session, ctx.agent, plan, text, who, ctx.thread)
+        row = service.add(ctx.agent, plan, text, who, ctx.thread)
     except ScheduleError as exc:
         raise ToolFailure(f"Scheduling failed: {exc} `when` examples: {EXAMPLES}.") from exc
     return f"Scheduled {describe(row)}. Tell the people when it will fire; cancel_schedule({row.id}) stops it."
