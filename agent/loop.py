@@ -312,6 +312,8 @@ class _Turn:
     def _archival_count(self) -> int:
         """Counted once per turn and again after an insert: it is a round trip to Milvus."""
         written = len(self.ctx.archival.written)
+        if not written and not self.agent.archival_revision:
+            return 0  # every insert bumps the revision first: nothing was ever saved, no round trip to Milvus
         if self._archived is None or self._archived[0] != written:
             try:
                 self._archived = (written, self.ctx.archival.count())

@@ -37,17 +37,26 @@ class CoreMemory:
         self.agent_id = agent_id
         self.edits: list[tuple[Block, Callable[[str], str]]] = []  # this turn's edits, for `reapply`
         self.pending: dict[str, Block] = {}  # blocks met this turn, inserted at `reapply`
+        self._blocks: list[Block] | None = None
         self.titles: dict[str, str] = {}  # new display names of people met this turn, written at `reapply`
 
+    def _stored(self) -> list[Block]:
+        """The agent's blocks, read once per CoreMemory (one operation, or one turn: what the turn started with,
+        its own edits applied in memory)."""
+        if self._blocks is None:
+            self._blocks = list(self.session.exec(select(Block).where(Block.agent_id == self.agent_id)
+                                                  .order_by(Block.id)).all())
+        return self._blocks
+
     def all(self) -> list[Block]:
-        rows = list(self.session.exec(select(Block).where(Block.agent_id == self.agent_id).order_by(Block.id)).all())
+        rows = list(self._stored())
         return rows + [b for label, b in self.pending.items() if all(r.label != label for r in rows)]
 
     def get(self, label: str) -> Block | None:
         return self._row(label) or self.pending.get(label)
 
     def _row(self, label: str) -> Block | None:
-        return self.session.exec(select(Block).where(Block.agent_id == self.agent_id, Block.label == label)).first()
+        return next((b for b in self._stored() if b.label == label), None)
 
     def ensure(self, label: str, value: str = "", title: str = "", limit: int = 2000) -> Block:
         """The block called `label`, inserted with `value` unless it exists: insert-or-get, so two turns (or
@@ -58,6 +67,7 @@ class CoreMemory:
             fresh = Block(agent_id=self.agent_id, label=label, value=value[:limit], title=title, limit=limit)
             insert_ignore(self.session.connection(), Block.__table__,  # type: ignore[attr-defined]
                           fresh.model_dump(exclude={"id"}))
+            self._blocks = None  # ours, or the one a concurrent insert won with
             block = self._row(label)
             assert block is not None
         if title and block.title != title:
