@@ -24,6 +24,20 @@ ANN = Speaker("U1", "Ann")
 FILLER = " ".join(["The harbour crane log lists routine maintenance, lubrication and cable checks."] * 12)
 
 
+def unserialized_turn(c: Container, agent_id: int, incoming: Incoming) -> Any:
+    """A turn run straight on the runner, outside its lane and without the inbox's per-agent claim, so that two
+    overlap as turns of one agent could before the inbox ordered them: their landings must still keep both."""
+    from agent.memory.archival import ArchivalMemory
+
+    svc = c.agents
+    with Session(c.engine, expire_on_commit=False, autoflush=False) as s:
+        s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        agent = s.get(Agent, agent_id)
+        assert agent is not None
+        archival = ArchivalMemory(s, agent, svc.store, svc.searcher, svc.catalog, svc.embedder)
+        return svc._runner.run(s, agent, incoming, archival, None, svc.human_preset(agent))
+
+
 def open_box(home: Path, embedder: Any, fake: FakeOpenAI, **env: Any) -> Container:
     settings = make_settings(home, OPENAI_BASE_URL=fake.base_url, OPENAI_API_KEY="test",
                              MEMBOT_LLM_MODEL="fake-model", **env)
@@ -100,7 +114,7 @@ def test_two_turns_that_summarize_at_once_keep_both_summaries(backend: str, requ
 
         def turn(question: str) -> None:
             start.wait()
-            results.append(c.agents._turn(agent_id, Incoming(question, ANN), None))  # outside the lane
+            results.append(unserialized_turn(c, agent_id, Incoming(question, ANN)))
 
         long = " ".join([FILLER] * 15)  # with the history, over the summarize line at the turn's first call
         threads = [threading.Thread(target=turn, args=(f"Crane log {n}: {long}",)) for n in (3, 4)]
