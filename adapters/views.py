@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import click
 
-from agent import AgentSummary, Document, MemoryView, SearchPage, SourceSummary, display
+from agent import display
+
+if TYPE_CHECKING:  # types only: importing them at run time would load the agent service and its stack
+    from agent import AgentSummary, Document, MemoryView, SearchPage, SourceSummary
 
 
 def sources_table(summaries: list[SourceSummary]) -> None:

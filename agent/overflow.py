@@ -3,9 +3,13 @@ when that setting is plausibly the cause, and the real cause otherwise."""
 
 from __future__ import annotations
 
-from agent.context import Budget
+from typing import TYPE_CHECKING
+
 from agent.errors import ConfigError
-from agent.llm import ContextOverflow
+
+if TYPE_CHECKING:  # types only: the settings check reads MIN_WINDOW without loading the turn stack
+    from agent.context import Budget
+    from agent.llm import ContextOverflow
 
 MIN_WINDOW = 2048  # below this, membot's fixed prompt and a reply leave no room for a conversation
 SERVE_BIGGER = ("serve the model with a larger context (llama-server -c 4096, Ollama num_ctx or "

@@ -113,13 +113,15 @@ def build(uri: str, size: int, vectors: np.ndarray, source: np.ndarray, doc: np.
     return {"insert_s": round(inserted, 1), "index_s": round(indexed, 1)}
 
 
-def measure(uri: str, truth_file: str, visible_sources: list[int]) -> dict[str, float]:
+def measure(uri: str, truth_file: str, visible_sources: list[int], ef: int) -> dict[str, float]:
     """Run in a fresh process: the cold first query and the warm ones, as a bot process sees them."""
+    from agent.archival import server_search
     from agent.archival.index import IndexCache
     from agent.archival.milvus_store import PassageStore
     from agent.archival.search import Searcher
     from agent.archival.server_search import ServerSearch
 
+    server_search.SEARCH_EF = ef
     data = np.load(truth_file)
     qs, truth = data["queries"], data["truth"]
     rss_before = _rss_mb()
@@ -179,10 +181,11 @@ def main() -> None:
     parser.add_argument("--milvus-uri", help="a running Milvus server; default: start scripts/milvus-server.sh")
     parser.add_argument("--keep", action="store_true", help="keep the server (and its data) running afterwards")
     parser.add_argument("--skip-build", action="store_true", help="search what an earlier --keep run built")
+    parser.add_argument("--ef", type=int, default=None, help="HNSW search breadth (default: the search's own)")
     parser.add_argument("--measure", nargs=2, metavar=("TRUTH", "SOURCES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:  # the child process
-        print(json.dumps(measure(args.milvus_uri, args.measure[0], json.loads(args.measure[1]))))
+        print(json.dumps(measure(args.milvus_uri, args.measure[0], json.loads(args.measure[1]), args.ef)))
         return
     server_dir = Path(tempfile.mkdtemp(prefix="bench-milvus-")) if not args.milvus_uri else None
     uri = args.milvus_uri or start_server(server_dir)  # type: ignore[arg-type]
@@ -198,7 +201,10 @@ def main() -> None:
 def run(uri: str, args: argparse.Namespace) -> None:
     print(f"{args.size:,} passages over {SOURCES} sources on {uri}", flush=True)
     vectors, source, doc = corpus(args.size)
-    result: dict[str, object] = {"size": args.size, "cpus": os.cpu_count(), "load": os.getloadavg(),
+    if args.ef is None:
+        from agent.archival.server_search import SEARCH_EF
+        args.ef = SEARCH_EF
+    result: dict[str, object] = {"size": args.size, "ef": args.ef, "cpus": os.cpu_count(), "load": os.getloadavg(),
                                  "python": platform.python_version()}
     if not args.skip_build:
         result["build"] = build(uri, args.size, vectors, source, doc)
@@ -209,8 +215,8 @@ def run(uri: str, args: argparse.Namespace) -> None:
         rows = np.flatnonzero(np.isin(source, visible))
         with tempfile.NamedTemporaryFile(suffix=".npz", delete=False) as f:
             np.savez(f, queries=qs, truth=exact_truth(vectors, rows, qs))
-        child = subprocess.run([sys.executable, __file__, "--milvus-uri", uri, "--measure", f.name,
-                                json.dumps(visible)], capture_output=True, text=True)
+        child = subprocess.run([sys.executable, __file__, "--milvus-uri", uri, "--ef", str(args.ef), "--measure",
+                                f.name, json.dumps(visible)], capture_output=True, text=True)
         os.unlink(f.name)
         if child.returncode != 0:
             raise SystemExit(child.stderr)

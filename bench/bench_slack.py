@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import bot.container  # noqa: E402
+import agent.chat  # noqa: E402
 from agent.chat import Channel, ChatCore  # noqa: E402
 from agent.llm import ChatModel, Completion, OpenAIChat  # noqa: E402
 from agent.loop import TurnResult  # noqa: E402
@@ -172,7 +172,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     openai_server._Handler.disable_nagle_algorithm = True  # else every fake answer waits ~40 ms for an ACK
-    bot.container.ChatCore = TimedCore  # type: ignore[misc]
+    agent.chat.ChatCore = TimedCore  # type: ignore[misc]  # the container builds its ChatCore from agent.chat
     results = [run_mode(m, args.single, args.channels, args.per_channel) for m in args.modes.split(",")]
     print(f"overhead = event to reply posted, minus the model's time (ms; model p50 shown apart); "
           f"throughput over {args.channels} channels x {args.per_channel} messages")

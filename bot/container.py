@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from types import TracebackType
-from typing import Any
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING, Any
 
 from agent.archival.catalog import Catalog
 from agent.archival.index import IndexCache
@@ -18,32 +16,31 @@ from agent.archival.search import Searcher
 from agent.archival.server_search import ServerSearch
 from agent.archival.snapshots import Snapshots
 from agent.archival.sources import Sources
-from agent.chat import ChatCore
-from agent.context import Budget
 from agent.db.engine import open_engine
 from agent.embeddings.base import Embedder
 from agent.errors import ConfigError
-from agent.inbox import Inbox
-from agent.ledger import Ledger
-from agent.llm import ChatModel, Completion, OpenAIChat
-from agent.loading.limits import ExpansionLimits
-from agent.loading.loader import Loader
-from agent.loading.parser import ParserPool
-from agent.loop import Limits, TurnRunner
-from agent.overflow import check_fits
-from agent.pool import TurnPool
-from agent.presets import Presets
-from agent.schedule import model as schedule_tables  # noqa: F401  (open_engine creates the tables imported)
-from agent.schedule.board import JobBoard
-from agent.schedule.book import ScheduleBook, ScheduleLimits
-from agent.schedule.delivery import DeliveryRegistry
-from agent.schedule.service import ScheduleService
-from agent.schedule.timer import Timer, system_clock
-from agent.service import AgentService
-from agent.tools.base import BASE_TOOLS
-from agent.tools.schedule import SCHEDULE_TOOLS
 from bot.home import private_home
 from bot.settings import Settings, load_settings, reveal
+
+# The services of turns, loading and schedules are imported where they are built: `membot search` and the
+# source commands need only the stores above, and importing the turn stack (the chat model client, the loop,
+# the schedules) would cost them most of a second.
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from agent.chat import ChatCore
+    from agent.inbox import Inbox
+    from agent.ledger import Ledger
+    from agent.llm import ChatModel, Completion
+    from agent.loading.loader import Loader
+    from agent.loading.parser import ParserPool
+    from agent.loop import TurnRunner
+    from agent.schedule.board import JobBoard
+    from agent.schedule.book import ScheduleBook, ScheduleLimits
+    from agent.schedule.delivery import DeliveryRegistry
+    from agent.schedule.service import ScheduleService
+    from agent.schedule.timer import Timer
+    from agent.service import AgentService
 
 LLM_HELP = """No chat model is configured. Set OPENAI_API_KEY (for api.openai.com), or OPENAI_BASE_URL for any
 OpenAI-compatible server, and MEMBOT_LLM_MODEL, for example:
@@ -64,6 +61,10 @@ def make_embedder(settings: Settings) -> Embedder:
     return local_embedder(settings.embedding_model, settings.embedding_batch_size)
 
 
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 class NoModel:
     """The chat model until one is configured: any turn fails with how to configure one. Commands that never
     run a turn (listing or deleting agents, sources) work without it."""
@@ -82,7 +83,7 @@ class Container(AbstractContextManager["Container"]):
         self.settings = settings
         self._embedder = embedder
         self._model = model
-        self.clock = clock or system_clock  # the schedules' notion of now (tests move it by hand)
+        self.clock = clock or _utc_now  # the schedules' notion of now (tests move it by hand)
 
     # storage -------------------------------------------------------------------------------------------
     @cached_property
@@ -95,6 +96,8 @@ class Container(AbstractContextManager["Container"]):
     @cached_property
     def ledger(self) -> Ledger:
         """Handled platform events and thread membership, shared by every process on this database."""
+        from agent.ledger import Ledger
+
         return Ledger(self.engine)
 
     @cached_property
@@ -128,6 +131,8 @@ class Container(AbstractContextManager["Container"]):
 
     @cached_property
     def loader(self) -> Loader:
+        from agent.loading.loader import Loader
+
         s = self.settings
         return Loader(self.catalog, self.passages, self.embedder, s.chunk_tokens, s.chunk_overlap,
                       int(s.max_file_mb * 1_000_000), parser=self.parser)
@@ -135,6 +140,9 @@ class Container(AbstractContextManager["Container"]):
     @cached_property
     def parser(self) -> ParserPool:
         """The parser processes every load reads PDF, .docx and HTML files in."""
+        from agent.loading.limits import ExpansionLimits
+        from agent.loading.parser import ParserPool
+
         s = self.settings
         return ParserPool(ExpansionLimits(s.max_pages, s.max_text_chars, s.max_page_chars,
                                           int(s.max_expanded_mb * 1_000_000), s.parse_seconds, s.parse_memory_mb))
@@ -143,20 +151,28 @@ class Container(AbstractContextManager["Container"]):
     @cached_property
     def deliveries(self) -> DeliveryRegistry:
         """Adapters register here how to post a timed event's replies on their platform."""
+        from agent.schedule.delivery import DeliveryRegistry
+
         return DeliveryRegistry()
 
     @cached_property
     def board(self) -> JobBoard:
+        from agent.schedule.board import JobBoard
+
         return JobBoard(self.engine)
 
     @cached_property
     def limits(self) -> ScheduleLimits:
+        from agent.schedule.book import ScheduleLimits
+
         s = self.settings
         return ScheduleLimits(s.schedule_max_per_channel, timedelta(minutes=s.schedule_min_interval_minutes),
                               timedelta(minutes=s.schedule_grace_minutes), s.timezone)
 
     @cached_property
     def book(self) -> ScheduleBook:
+        from agent.schedule.book import ScheduleBook
+
         return ScheduleBook(self.engine, self.board, self.limits, self.clock)
 
     # turns ---------------------------------------------------------------------------------------------
@@ -178,11 +194,19 @@ class Container(AbstractContextManager["Container"]):
         s = self.settings
         if not s.llm_configured:
             return NoModel()
+        from agent.llm import OpenAIChat
+
         return OpenAIChat(s.llm_model, reveal(s.openai_api_key), s.openai_base_url, s.llm_timeout, s.llm_retries,
                           max_tokens=s.reply_tokens, stream=s.llm_stream == "on")
 
     @cached_property
     def runner(self) -> TurnRunner:
+        from agent.context import Budget
+        from agent.loop import Limits, TurnRunner
+        from agent.overflow import check_fits
+        from agent.tools.base import BASE_TOOLS
+        from agent.tools.schedule import SCHEDULE_TOOLS
+
         s = self.settings
         budget = Budget(s.context_window, reply_reserve=s.reply_tokens)
         runner = TurnRunner(self.model, BASE_TOOLS + SCHEDULE_TOOLS,
@@ -194,10 +218,16 @@ class Container(AbstractContextManager["Container"]):
     def inbox(self) -> Inbox:
         """Questions from acceptance to answer, leased to this process; expired ones are answered with an apology
         through the deliveries (agent/inbox.py)."""
+        from agent.inbox import Inbox
+
         return Inbox(self.engine, self.deliveries, lease=self.settings.inbox_lease_seconds)
 
     @cached_property
     def agents(self) -> AgentService:
+        from agent.pool import TurnPool
+        from agent.presets import Presets
+        from agent.service import AgentService
+
         # The embedder is passed lazily, as for the searcher.
         return AgentService(self.engine, self.runner, self.passages, self.searcher, self.catalog,
                             lambda: self.embedder, Presets(self.settings.home),
@@ -207,15 +237,21 @@ class Container(AbstractContextManager["Container"]):
     @cached_property
     def chat(self) -> ChatCore:
         """The platform-neutral channel operations every chat adapter translates to."""
+        from agent.chat import ChatCore
+
         return ChatCore(self.agents, self.loader, self.catalog, schedules=self.book)
 
     @cached_property
     def schedules(self) -> ScheduleService:
+        from agent.schedule.service import ScheduleService
+
         return ScheduleService(self.engine, self.agents, self.deliveries, self.limits)
 
     @cached_property
     def timer(self) -> Timer:
         """Runs the schedules of each platform with a registered delivery while this process leads it."""
+        from agent.schedule.timer import Timer
+
         return Timer(self.engine, self.board, self.deliveries.platforms, self.schedules.fire, self.book.reconcile,
                      self.clock, self.settings.schedule_poll_seconds, renew=self.schedules.renew,
                      resume=self.schedules.resume)

@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,10 +40,9 @@ try:
     main()
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else 1
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY_NAMES)
-sys.stdout.write("\\nIMPORTED " + json.dumps(heavy) + "\\n")
+sys.stdout.write("\\nIMPORTED " + json.dumps(sorted(sys.modules)) + "\\n")
 sys.exit(code)
-""".replace("HEAVY_NAMES", repr(HEAVY))
+"""
 
 
 @dataclass
@@ -51,7 +50,8 @@ class Run:
     code: int
     out: str
     err: str
-    heavy: list[str]
+    heavy: list[str]  # the model runtimes imported (HEAVY)
+    modules: list[str] = field(default_factory=list)  # every module imported
 
 
 def probe(home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 600) -> Run:
@@ -61,7 +61,8 @@ def probe(home: Path, *args: str, env: dict[str, str] | None = None, timeout: fl
                           text=True, timeout=timeout)
     out, _, tail = done.stdout.rpartition("\nIMPORTED ")
     assert tail, f"the probe did not finish: {done.stdout}\n{done.stderr}"
-    return Run(done.returncode, out, done.stderr, json.loads(tail))
+    modules = json.loads(tail)
+    return Run(done.returncode, out, done.stderr, [m for m in modules if m.split(".")[0] in HEAVY], modules)
 
 
 @pytest.fixture
@@ -164,6 +165,9 @@ def test_search_in_a_terminal_shows_scores_files_pages_and_totals(paper_home: tu
         assert 1 <= int(rest.rsplit("page ", 1)[1]) <= 13
     assert scores == sorted(scores, reverse=True)
     assert "onnxruntime" in run.heavy and "torch" not in run.heavy  # a search embeds its query, without torch
+    # ... and loads nothing of turns, schedules or migrations (a database at the newest version is one SELECT)
+    light = {"alembic", "openai", "apscheduler", "agent.loop", "agent.service", "agent.chat", "agent.llm"}
+    assert light.isdisjoint(run.modules), sorted(light.intersection(run.modules))
 
 
 @pytest.mark.parametrize("args", [

@@ -127,3 +127,43 @@ def test_db_commands(tmp_path: Path) -> None:
     again = run_cli(home, "db", "upgrade")
     assert "up to date" in again.stdout
     assert f"Schema version: {schema.head()}; newest: {schema.head()}." in run_cli(home, "db", "status").stdout
+
+
+def test_the_quick_scan_finds_alembics_head() -> None:
+    assert schema.newest_on_disk() == schema.head()
+
+
+def test_a_current_database_is_checked_without_alembic_or_the_lock(db_url: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every start opens the database: at the newest version that is one SELECT, with nothing migrated."""
+    open_engine(db_url).dispose()  # now at the newest version
+    script = ("import sys\nfrom agent.db.engine import open_engine\nopen_engine(sys.argv[1]).dispose()\n"
+              "print('alembic' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", script, db_url], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
+
+    def no_lock(engine: object) -> None:
+        raise AssertionError("a database at the newest version took the schema lock")
+
+    monkeypatch.setattr(schema, "schema_lock", no_lock)
+    before = schema.upgrade(open_engine(db_url, migrate=False))
+    assert before.up_to_date and before.current == schema.head()
+
+
+def test_a_database_a_version_behind_is_upgraded_on_start(db_url: str) -> None:
+    from alembic import command
+
+    engine = open_engine(db_url)
+    with engine.connect() as conn:
+        command.downgrade(schema.config(conn), "-1")
+        conn.commit()
+    assert not schema.at_newest(engine)
+    behind = schema.current(engine).current
+    assert behind is not None and behind != schema.head()
+    engine.dispose()
+    engine = open_engine(db_url)
+    assert schema.at_newest(engine) and schema.current(engine).current == schema.head()
+    engine.dispose()
+    assert differences(db_url) == []
