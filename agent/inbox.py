@@ -22,7 +22,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Index, Table, Text, UniqueConstraint, and_, delete, or_, select, text, update
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Exists,
+    Index,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    delete,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
@@ -168,7 +183,9 @@ class Inbox:
         self.start()
         ordered = bool(ticket)
         if not ticket:
-            ticket = self._insert_unordered(scope, agent, incoming, reply_to)
+            ticket, running = self._insert_unordered(scope, agent, incoming, reply_to)
+            if running:
+                return ticket
         wait = self.poll
         while True:
             outcome = self._try_claim(ticket, scope, agent, ordered)
@@ -180,26 +197,41 @@ class Inbox:
             time.sleep(wait)
             wait = min(wait * 1.5, 0.5)
 
-    def _insert_unordered(self, scope: str, agent: str, incoming: Incoming, reply_to: Target) -> int:
-        values = self._values(scope, agent, incoming, reply_to, PENDING)
-        values.update(key=f"turn:{uuid.uuid4().hex}", ordered=False, confirmed=incoming.kind == "message")
+    def _insert_unordered(self, scope: str, agent: str, incoming: Incoming, reply_to: Target) -> tuple[int, bool]:
+        """The row of a turn without a ticket: written running at once when no turn of the agent runs (one
+        statement, the usual case), else pending; returns (id, running)."""
+        values = self._values(scope, agent, incoming, reply_to, RUNNING)
+        values.update(key=f"turn:{uuid.uuid4().hex}", ordered=False, confirmed=incoming.kind == "message",
+                      attempts=1)
+        names = list(values)
+        row = select(*[literal(values[n], ROWS.c[n].type) for n in names]).where(
+            ~self._blocking(0, scope, agent, False, utcnow()))
         with self.engine.begin() as conn:
-            return int(conn.execute(ROWS.insert().values(**values).returning(_c.id)).scalar_one())
+            _agent_lock(conn, scope, agent)
+            got = conn.execute(ROWS.insert().from_select(names, row).returning(_c.id)).scalar()
+            if got is not None:
+                return int(got), True
+            values.update(status=PENDING, attempts=0)
+            return int(conn.execute(ROWS.insert().values(**values).returning(_c.id)).scalar_one()), False
+
+    def _blocking(self, ticket: int, scope: str, agent: str, ordered: bool, now: datetime) -> Exists:
+        """Another turn of the agent that this one waits for: a running one, and for a platform question the
+        older questions other processes took (so that each agent answers in order)."""
+        other = ROWS.alias("other")
+        waits_for = other.c.status == RUNNING
+        if ordered:
+            waits_for = or_(waits_for, and_(other.c.status == PENDING, other.c.id < ticket,
+                                            other.c.owner != self.owner))
+        return select(other.c.id).where(other.c.scope == scope, other.c.agent == agent, other.c.id != ticket,
+                                        other.c.lease_until > now, waits_for).exists()
 
     def _try_claim(self, ticket: int, scope: str, agent: str, ordered: bool) -> bool | None:
         """One claim attempt: True (claimed), False (must wait), None (the row is no longer ours to run)."""
         now = utcnow()
-        other = ROWS.alias("other")
-        waits_for = other.c.status == RUNNING
-        if ordered:  # and the older questions other processes took, so that each agent answers in order
-            waits_for = or_(waits_for, and_(other.c.status == PENDING, other.c.id < ticket,
-                                            other.c.owner != self.owner))
-        blocking = select(other.c.id).where(other.c.scope == scope, other.c.agent == agent, other.c.id != ticket,
-                                            other.c.lease_until > now, waits_for).exists()
         with self.engine.begin() as conn:
             _agent_lock(conn, scope, agent)
             claimed = conn.execute(update(ROWS).where(_c.id == ticket, _c.owner == self.owner, _c.status == PENDING,
-                                                      ~blocking)
+                                                      ~self._blocking(ticket, scope, agent, ordered, now))
                                    .values(status=RUNNING, lease_until=now + self.lease, attempts=_c.attempts + 1)
                                    .returning(_c.id)).first()
             if claimed is not None:

@@ -69,7 +69,9 @@ class AgentService:
         self.default_human = default_human
         self.pool = pool or TurnPool()
         self.inbox = inbox or Inbox(engine, DeliveryRegistry())
-        self._accepting = threading.Lock()  # a question's row and its place in the lane are taken together
+        # A question's row and its place in its lane are taken together (striped by lane: lanes do not wait on
+        # one another's inserts).
+        self._accepting = [threading.Lock() for _ in range(64)]
         self._lanes: dict[int, Lane] = {}  # agent id -> lane; names never change
         self._lock = threading.Lock()
         if not event.contains(engine, "commit", _no_commit_when_abandoned):
@@ -175,7 +177,8 @@ class AgentService:
         """Write a platform question to the inbox and queue `handle(ticket)` in its agent's lane; None when the
         event was accepted before (by this or another process). A handling that runs no turn for the ticket
         closes it as skipped; one abandoned at shutdown leaves it for the next start to answer."""
-        with self._accepting:  # ids in lane order: an agent's questions are claimed in the order written
+        lane = (question.scope, question.agent)
+        with self._accepting[hash(lane) % len(self._accepting)]:  # ids in lane order: claimed in the order written
             ticket = self.inbox.accept(question)
             if ticket is None:
                 return None
@@ -190,7 +193,7 @@ class AgentService:
                     raise
                 self.inbox.settle(ticket)
                 return result
-            return self.pool.submit((question.scope, question.agent), job)
+            return self.pool.submit(lane, job)
 
     def _turn(self, agent_id: int, incoming: Incoming, on_event: EventSink | None, ticket: int = 0) -> TurnResult:
         scope, name = self.lane(agent_id)
