@@ -184,6 +184,8 @@ def search(name: str, query: str, k: int, page: int, mode: str, as_json: bool, s
     from agent.names import split_names
 
     with container() as c:
+        if mode != "keyword":
+            c.start_embedder()  # the model starts while the stores import and the sources are looked up
         # A source whose whole name is NAME (commas and all) wins over splitting it.
         names = [name] if c.catalog.find(scope, name) is not None else split_names(name)
         result = c.sources.search(scope, names, query, k=k, page=page, mode=mode)
