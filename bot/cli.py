@@ -96,6 +96,7 @@ def load_directory(name: str, input_files: tuple[str, ...], input_dir: str | Non
     if not files:
         raise click.ClickException(f"No files to load (extensions: {extensions}).")
     with container() as c, RichLoadProgress(len(files)) as progress:
+        c.start_embedder()  # the model starts while the stores open and the first file is parsed
         report = c.loader.load(scope, name, files, progress)
     for outcome in report.of("failed"):
         click.echo(f"Failed: {outcome.name}: {outcome.reason}", err=True)
