@@ -96,6 +96,7 @@ def load_directory(name: str, input_files: tuple[str, ...], input_dir: str | Non
     if not files:
         raise click.ClickException(f"No files to load (extensions: {extensions}).")
     with container() as c, RichLoadProgress(len(files)) as progress:
+        c.start_embedder()  # the model starts while the stores open and the first file is parsed
         report = c.loader.load(scope, name, files, progress)
     for outcome in report.of("failed"):
         click.echo(f"Failed: {outcome.name}: {outcome.reason}", err=True)
@@ -184,6 +185,8 @@ def search(name: str, query: str, k: int, page: int, mode: str, as_json: bool, s
     from agent.names import split_names
 
     with container() as c:
+        if mode != "keyword":
+            c.start_embedder()  # the model starts while the stores import and the sources are looked up
         # A source whose whole name is NAME (commas and all) wins over splitting it.
         names = [name] if c.catalog.find(scope, name) is not None else split_names(name)
         result = c.sources.search(scope, names, query, k=k, page=page, mode=mode)

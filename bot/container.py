@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
@@ -9,26 +11,22 @@ from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from agent.archival.catalog import Catalog
-from agent.archival.index import IndexCache
-from agent.archival.milvus_store import PassageStore
-from agent.archival.search import Searcher
-from agent.archival.server_search import ServerSearch
-from agent.archival.snapshots import Snapshots
-from agent.archival.sources import Sources
-from agent.db.engine import open_engine
-from agent.embeddings.base import Embedder
 from agent.errors import ConfigError
 from bot.home import private_home
 from bot.settings import Settings, load_settings, reveal
 
-# The services of turns, loading and schedules are imported where they are built: `membot search` and the
-# source commands need only the stores above, and importing the turn stack (the chat model client, the loop,
-# the schedules) would cost them most of a second.
+# Every service is imported where it is built: `membot search` and the source commands need only the stores,
+# importing the turn stack (the chat model client, the loop, the schedules) would cost them most of a second,
+# and with the stores imported late the embedding model can start (start_embedder) while they import.
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from agent.archival.catalog import Catalog
+    from agent.archival.milvus_store import PassageStore
+    from agent.archival.search import Searcher
+    from agent.archival.sources import Sources
     from agent.chat import ChatCore
+    from agent.embeddings.base import Embedder
     from agent.inbox import Inbox
     from agent.ledger import Ledger
     from agent.llm import ChatModel, Completion
@@ -42,6 +40,7 @@ if TYPE_CHECKING:
     from agent.schedule.timer import Timer
     from agent.service import AgentService
 
+log = logging.getLogger(__name__)
 LLM_HELP = """No chat model is configured. Set OPENAI_API_KEY (for api.openai.com), or OPENAI_BASE_URL for any
 OpenAI-compatible server, and MEMBOT_LLM_MODEL, for example:
   export OPENAI_API_KEY=sk-...                        MEMBOT_LLM_MODEL=gpt-4o-mini
@@ -84,10 +83,14 @@ class Container(AbstractContextManager["Container"]):
         self._embedder = embedder
         self._model = model
         self.clock = clock or _utc_now  # the schedules' notion of now (tests move it by hand)
+        self._embedder_lock = threading.Lock()
+        self._starting: threading.Thread | None = None
 
     # storage -------------------------------------------------------------------------------------------
     @cached_property
     def engine(self) -> Engine:
+        from agent.db.engine import open_engine
+
         private_home(self.settings.home)
         engine = open_engine(self.settings.database_url, connections=self.settings.turn_workers + 5)
         private_home(self.settings.home)  # the database file it may just have created
@@ -102,22 +105,47 @@ class Container(AbstractContextManager["Container"]):
 
     @cached_property
     def catalog(self) -> Catalog:
+        from agent.archival.catalog import Catalog
+
         return Catalog(self.engine)
 
     @cached_property
     def passages(self) -> PassageStore:
+        from agent.archival.milvus_store import PassageStore
+
         # Milvus Lite is opened on first use: a search answered from snapshots never imports pymilvus or opens it.
         private_home(self.settings.home)
         return PassageStore(self.settings.milvus_uri, self.settings.milvus_names, connect=False)
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = make_embedder(self.settings)
-        return self._embedder
+        with self._embedder_lock:  # built once, though start_embedder's thread may ask at the same moment
+            if self._embedder is None:
+                self._embedder = make_embedder(self.settings)
+            return self._embedder
+
+    def start_embedder(self) -> None:
+        """Start the local embedding model (its runtime, weights and first run) in a background thread, so that
+        it overlaps what the command does meanwhile (importing the stores, SQL, parsing). Any failure is left
+        for the first real embed to report."""
+        if self._embedder is not None or self._starting is not None or self.settings.embedding_provider != "local":
+            return
+        self._starting = threading.Thread(target=self._warm_embedder, name="membot-embedder-start", daemon=True)
+        self._starting.start()
+
+    def _warm_embedder(self) -> None:
+        try:
+            self.embedder.embed(["start"])
+        except Exception:  # noqa: BLE001  (the command's own embed raises it again, with its message)
+            log.debug("starting the embedding model failed", exc_info=True)
 
     @cached_property
     def searcher(self) -> Searcher:
+        from agent.archival.index import IndexCache
+        from agent.archival.search import Searcher
+        from agent.archival.server_search import ServerSearch
+        from agent.archival.snapshots import Snapshots
+
         # The embedder is passed lazily: loading it takes seconds, and most searches of a command never embed.
         shared = self.passages.shared
         namespace = f"{self.settings.milvus_uri}\n{self.passages.prefix}"
@@ -127,6 +155,8 @@ class Container(AbstractContextManager["Container"]):
 
     @cached_property
     def sources(self) -> Sources:
+        from agent.archival.sources import Sources
+
         return Sources(self.catalog, self.passages, self.searcher)
 
     @cached_property
@@ -263,6 +293,8 @@ class Container(AbstractContextManager["Container"]):
         self.agents.inbox.start()
 
     def close(self) -> None:
+        if self._starting is not None:
+            self._starting.join()  # an interpreter exiting under a model still loading in C++ may crash
         if "timer" in self.__dict__:
             self.timer.stop()  # no new firings; the turns already queued finish below
         if "board" in self.__dict__:

@@ -159,3 +159,36 @@ def test_the_torch_extra_loads_and_searches_and_records_its_model(home: Path) ->
         assert c.catalog.get("local", "notes").embedding_model == TORCH_MODEL
         page = c.sources.search("local", ["notes"], "printer jam", k=1)
         assert page.hits and "A3 paper" in page.hits[0].text
+
+
+def test_the_model_started_in_the_background_is_the_one_embedding(home: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """start_embedder builds the model once in its thread; an embed asked for meanwhile waits for that one."""
+    import time
+
+    import bot.container
+
+    built = []
+
+    def slow_make(settings):  # type: ignore[no-untyped-def]
+        built.append(settings.embedding_model)
+        time.sleep(0.3)  # the command asks for the model while the thread is still building it
+        return local_embedder(settings.embedding_model)
+
+    monkeypatch.setattr(bot.container, "make_embedder", slow_make)
+    with Container(make_settings(home)) as c:
+        c.start_embedder()
+        time.sleep(0.05)
+        first = c.embedder
+        vector = first.embed([QUESTIONS[0]])
+        assert c.embedder is first
+    assert built == [DEFAULT_MODEL]
+    assert vector.shape == (1, 384) and abs(float(np.linalg.norm(vector)) - 1.0) < 1e-5
+    assert c._starting is not None and not c._starting.is_alive()  # close() waited for it
+
+
+def test_a_model_that_cannot_start_fails_at_the_first_embed_with_its_message(home: Path, tmp_path: Path) -> None:
+    with Container(make_settings(home, MEMBOT_EMBEDDING_MODEL=str(tmp_path / "nothing-here"))) as c:
+        c.start_embedder()  # the thread's failure is not raised here, nor lost
+        with pytest.raises(ConfigError, match="Unknown local embedding model"):
+            _ = c.embedder

@@ -33,6 +33,19 @@ def test_the_next_file_is_prepared_while_this_one_is_handled() -> None:
     assert list(ReadAhead([], prepare)) == []
 
 
+def test_the_first_file_is_prepared_before_iterating() -> None:
+    """The loader checks the source (opening Milvus) while the first file is parsed."""
+    started = threading.Event()
+
+    def prepare(item: str) -> str:
+        started.set()
+        return item
+
+    with ReadAhead(["a"], prepare) as ahead:
+        assert started.wait(30), "the first item waited for the iteration"
+        assert [f.result() for _, f in ahead] == ["a"]
+
+
 def test_a_failing_preparation_fails_only_its_own_item() -> None:
     def prepare(item: str) -> str:
         if item == "bad":

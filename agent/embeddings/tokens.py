@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 _WORDS = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
@@ -16,16 +16,21 @@ class TokenCounter(Protocol):
 
 
 class WordPieceCounter:
-    """Exact counts for BERT-style models, from a `tokenizer.json` on disk (no download)."""
+    """Exact counts for BERT-style models, from a `tokenizer.json` on disk (no download). The file is read on
+    the first count: a search embeds a query but never counts tokens."""
 
     def __init__(self, tokenizer_json: Path) -> None:
-        from tokenizers import Tokenizer
-
-        self._tok = Tokenizer.from_file(str(tokenizer_json))
-        self._tok.no_truncation()
-        self._tok.no_padding()
+        self._path = tokenizer_json
+        self._tok: Any = None
 
     def spans(self, text: str) -> list[tuple[int, int]]:
+        if self._tok is None:  # two threads may both read it at first; either copy counts the same
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(self._path))
+            tok.no_truncation()
+            tok.no_padding()
+            self._tok = tok
         return list(self._tok.encode(text, add_special_tokens=False).offsets)
 
 

@@ -105,9 +105,11 @@ class Loader:
         report = LoadReport(source.name)  # the existing source's spelling when the case differs
         known = {d.content_hash for d in self.catalog.documents(int(source.id or 0))}
         try:
-            self._check(source)
-            # The next file is read and parsed while this one embeds (agent/loading/pipeline.py).
+            # The first file is read and parsed while the source is checked (which opens Milvus, a second on
+            # Milvus Lite), and the next one while this one embeds (agent/loading/pipeline.py). Parsing writes
+            # nothing, so a check that fails only drops what was read ahead.
             with ReadAhead(files, lambda f: self._prepare(f, known)) as ahead:
+                self._check(source)
                 for file, prepared in ahead:
                     outcome = self._load_one(source, file, prepared, progress)
                     report.outcomes.append(outcome)

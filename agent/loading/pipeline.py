@@ -21,15 +21,17 @@ SLICE = 128  # texts embedded before their rows are handed to the store: 4 batch
 
 
 class ReadAhead(Generic[T, P]):
-    """Yields (item, Future of prepare(item)) in order, with the next item's prepare already running."""
+    """Yields (item, Future of prepare(item)) in order, with the next item's prepare already running. The first
+    item's prepare starts when the ReadAhead is made, so it overlaps whatever the caller does before iterating."""
 
     def __init__(self, items: Sequence[T], prepare: Callable[[T], P]) -> None:
         self._items = items
         self._prepare = prepare
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="membot-read")
+        self._first = self._pool.submit(self._prepare, self._items[0]) if self._items else None
 
     def __iter__(self) -> Iterator[tuple[T, Future[P]]]:
-        pending = self._pool.submit(self._prepare, self._items[0]) if self._items else None
+        pending, self._first = self._first, None
         for i, item in enumerate(self._items):
             assert pending is not None
             current = pending
