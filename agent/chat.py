@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TypeVar
 
+from agent.archival.audience import CHANNEL, WORKSPACE, Origin, agent_name_for, place_for
 from agent.archival.catalog import Catalog
 from agent.db.models import Agent
-from agent.errors import UserError
+from agent.errors import NotFound, UserError
 from agent.loading.inputs import InputFile
 from agent.loading.loader import Loader, LoadReport
 from agent.memory.core import PERSON_PREFIX, Speaker
@@ -28,15 +29,23 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Channel:
-    """Where a conversation happens. `scope` isolates workspaces: "slack:T123", "discord:456"."""
+    """Where a conversation happens. `scope` isolates workspaces: "slack:T123", "discord:456". `private` is the
+    adapter's word that not every member of the workspace can read it (a DM, a group DM, a private channel):
+    files uploaded there stay there."""
 
     scope: str
     id: str
     private_to: str = ""  # a user id for a DM: the agent is that person's own
+    private: bool = False
+
+    @property
+    def place(self) -> str:
+        """What a channel-only source belongs to and what this channel sees (agent/archival/audience.py)."""
+        return place_for(self.id, self.private_to)
 
     @property
     def agent_name(self) -> str:
-        return f"dm:{self.private_to}" if self.private_to else f"channel:{self.id}"
+        return agent_name_for(self.place)
 
 
 def source_name_for(file_name: str) -> str:
@@ -47,12 +56,13 @@ def source_name_for(file_name: str) -> str:
 
 class ChatCore:
     def __init__(self, agents: AgentService, loader: Loader, catalog: Catalog, persona: str = CHANNEL_PERSONA,
-                 schedules: ScheduleBook | None = None) -> None:
+                 schedules: ScheduleBook | None = None, public_uploads: str = WORKSPACE) -> None:
         self.agents = agents
         self.loader = loader
         self.catalog = catalog
         self.persona = persona
         self.schedules = schedules
+        self.public_uploads = public_uploads  # who sees a public channel's uploads: "workspace" or "channel"
 
     def agent(self, channel: Channel) -> Agent:
         return self.agents.open(channel.scope, channel.agent_name, persona=self.persona)
@@ -69,16 +79,25 @@ class ChatCore:
         that channel; a turn it submits runs at once, in the same lane."""
         return self.agents.in_lane(channel.scope, channel.agent_name, fn)
 
-    def load(self, channel: Channel, files: list[InputFile]) -> list[tuple[str, LoadReport]]:
-        """Load each upload as a source of the workspace named after the file, and attach it to the channel."""
+    def audience(self, channel: Channel) -> str:
+        """Who sees a file uploaded in `channel`: only that channel when it is private (or when public uploads
+        are set to stay in their channel), else the workspace."""
+        return CHANNEL if channel.private or self.public_uploads == CHANNEL else WORKSPACE
+
+    def load(self, channel: Channel, files: list[InputFile], uploader: str = "") -> list[tuple[str, LoadReport]]:
+        """Load each upload as the channel's source named after the file (its own, if another channel has that
+        name: `notes-2`), visible as `audience` says, and attach it to the channel's agent."""
         agent = self.agent(channel)
+        origin = Origin(channel.place, self.audience(channel), uploader or channel.private_to)
         reports = []
         for file in files:
-            name = source_name_for(file.name)
-            report = self.loader.load(channel.scope, name, [file])
-            if self.catalog.find(channel.scope, name) is not None and (report.passages or report.of("unchanged")):
-                self.agents.attach(int(agent.id or 0), name)
-            reports.append((name, report))
+            report = self.loader.load(channel.scope, source_name_for(file.name), [file], origin=origin)
+            if report.passages or report.of("unchanged"):
+                try:
+                    self.agents.attach(int(agent.id or 0), report.source)
+                except NotFound:  # its only file failed, and the new source is gone again
+                    pass
+            reports.append((report.source, report))
         return reports
 
     def attach(self, channel: Channel, source: str) -> str:
@@ -107,20 +126,23 @@ class ChatCore:
         agent = self.agent(channel)  # created with this core's persona on first use
         return run_schedule_command(self.schedules, int(agent.id or 0), text, author, thread)
 
-    def source_names(self, scope: str, prefix: str = "") -> list[str]:
-        names = [s.source.name for s in self.catalog.summaries(scope)]
+    def source_names(self, channel: Channel, prefix: str = "") -> list[str]:
+        """The names of the sources this channel can see (for a picker or autocomplete)."""
+        names = [s.source.name for s in self.catalog.summaries(channel.scope, channel.place)]
         return [n for n in names if n.lower().startswith(prefix.lower())] if prefix else names
 
     def sources_text(self, channel: Channel) -> str:
         agent = self.agent(channel)
         attached = {s.name for s in self.agents.attached(int(agent.id or 0))}
-        rows = self.catalog.summaries(channel.scope)
+        rows = self.catalog.summaries(channel.scope, channel.place)
         if not rows:
             return "No sources yet. Upload a file (PDF, text, Markdown, .docx, .html) to a channel I am in."
-        lines = ["**Sources in this workspace** (attached to this channel: marked ✓)"]
+        lines = ["**Sources this channel can use** (attached to this channel: marked ✓)"]
         for s in rows:
             mark = "✓" if s.source.name in attached else "·"
-            lines.append(f"{mark} `{s.source.name}`: {s.files} file(s), {s.documents} documents, {s.passages} passages")
+            only = " (this channel only)" if s.source.audience == CHANNEL else ""
+            lines.append(f"{mark} `{s.source.name}`{only}: {s.files} file(s), {s.documents} documents, "
+                         f"{s.passages} passages")
         return "\n".join(lines)
 
     def memory_text(self, channel: Channel) -> str:

@@ -200,7 +200,8 @@ class Container(AbstractContextManager["Container"]):
     @cached_property
     def chat(self) -> ChatCore:
         """The platform-neutral channel operations every chat adapter translates to."""
-        return ChatCore(self.agents, self.loader, self.catalog, schedules=self.book)
+        return ChatCore(self.agents, self.loader, self.catalog, schedules=self.book,
+                        public_uploads=self.settings.public_uploads)
 
     @cached_property
     def schedules(self) -> ScheduleService:

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 
 from adapters.discord.bot import MembotBot
 from adapters.discord.format import MESSAGE_LIMIT, pieces, thread_name
-from adapters.discord.uploads import DM_UPLOADS
 from agent.errors import ConfigError
 from bot.container import Container
 from bot.run_discord import BAD_TOKEN, NO_INTENT, NO_TOKEN, build_bot, run_discord
@@ -282,11 +281,40 @@ async def test_direct_messages_are_a_private_agent_per_person(world: World) -> N
     names = sorted(s.agent.name for s in world.agents.summaries("discord:dm"))
     assert names == sorted([f"dm:{world.alice['id']}", f"dm:{world.bob['id']}"])
 
-    upload = fake.attachment(alice_dm, "diary.txt", b"My private diary.")
+    upload = fake.attachment(alice_dm, "diary.txt", b"My private diary: I am learning the cello.")
     await fake.post(alice_dm, world.alice, "", attachments=[upload], dm=True)
-    assert (await world.replies(alice_dm, 2))[1] == DM_UPLOADS
-    assert fake.downloads == [] and world.container is not None
-    assert world.container.catalog.summaries("discord:dm") == []
+    assert (await world.replies(alice_dm, 2))[1] == "Loaded 1 passages and 1 documents from diary"
+    assert world.container is not None
+    [diary] = world.container.catalog.summaries("discord:dm")  # a DM upload is its person's alone
+    assert (diary.source.audience, diary.source.origin_channel) == ("channel", f"dm:{world.alice['id']}")
+    _, bobs = await world.command(None, bob_dm, world.bob, "sources")
+    assert "diary" not in bobs[0]["content"]
+    _, refused = await world.command(None, bob_dm, world.bob, "attach", source="diary")
+    assert refused[0]["content"].startswith("No source named 'diary'")
+    _, alices = await world.command(None, alice_dm, world.alice, "sources")
+    assert "`diary` (this channel only)" in alices[0]["content"]
+
+
+async def test_a_private_channels_upload_stays_in_that_channel(world: World) -> None:
+    """#research denies View Channel to @everyone: its upload is not offered, attachable or searchable in
+    #general; #general's upload is offered in #research."""
+    fake, alice = world.fake, world.alice
+    research = fake.channel_id(world.team, "research")
+    channel = next(c for c in world.team.channels if c["name"] == "research")
+    channel["permission_overwrites"] = [{"id": str(world.team.id), "type": 0, "allow": "0", "deny": str(1 << 10)}]
+    await world.start()
+    salaries = fake.attachment(research, "salaries.txt", b"Salary bands for 2027: engineers 90-140k.")
+    posted = await fake.post(research, alice, fake.bot_mention, attachments=[salaries])
+    assert (await world.replies(int(posted["id"]), 1))[0].startswith("Loaded 1 passages")
+    handbook = fake.attachment(world.general, "handbook.txt", b"Holidays are in August.")
+    posted = await fake.post(world.general, alice, fake.bot_mention, attachments=[handbook])
+    assert (await world.replies(int(posted["id"]), 1))[0].startswith("Loaded 1 passages")
+
+    assert await world.autocomplete(world.team, world.general, world.bob, "") == ["handbook"]
+    assert await world.autocomplete(world.team, world.general, world.bob, "sal") == []
+    assert await world.autocomplete(world.team, research, alice, "") == ["handbook", "salaries"]
+    _, refused = await world.command(world.team, world.general, world.bob, "attach", source="salaries")
+    assert refused[0]["content"] == "No source named 'salaries'. Sources: handbook."
 
 
 # the seed walkthrough --------------------------------------------------------------------------------------

@@ -427,7 +427,7 @@ def test_slash_commands(world: World) -> None:
     slack.command("/sources", channel="C1")
     listing = only_response(slack, 5)["text"]
     assert "✓ `release_notes`" in listing
-    assert listing.startswith("*Sources in this workspace*")  # the core's bold heading stays bold, not _italic_
+    assert listing.startswith("*Sources this channel can use*")  # the core's bold heading stays bold, not _italic_
     slack.command("/detach", "release_notes", channel="C1")
     detached = only_response(slack, 6)
     assert detached == {**detached, "response_type": "in_channel",

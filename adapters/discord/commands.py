@@ -40,7 +40,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], core: Chat
                 await interaction.followup.send(piece, ephemeral=ephemeral, allowed_mentions=NO_PINGS)
 
     async def source_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        names = await asyncio.to_thread(core.source_names, channel_of(interaction).scope, current)
+        names = await asyncio.to_thread(core.source_names, channel_of(interaction), current)
         fitting = [n for n in names if len(n) <= CHOICE_LIMIT]
         return [app_commands.Choice(name=n, value=n) for n in fitting[:MAX_CHOICES]]
 

@@ -15,6 +15,8 @@ from adapters.slack.home import EDIT_ACTION, EDIT_VIEW, check_edit, edit_modal, 
 from adapters.slack.messages import channel_for, parse_message
 from adapters.slack.replies import apology
 
+PRIVACY_CHANGES = ("channel_convert_to_private", "channel_convert_to_public")
+
 
 def build_app(bot: SlackBot, client: WebClient, signing_secret: str = "") -> App:
     """A Bolt app on `client` (token and base URL). Without a signing secret it serves Socket Mode only: a random
@@ -39,6 +41,8 @@ def register(app: App, bot: SlackBot) -> None:
     def on_message(body: dict[str, Any], event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
         if not bot.first_delivery(body):
             return
+        if event.get("subtype") in PRIVACY_CHANGES:  # the channel's privacy changed: ask conversations.info again
+            bot.privacy.forget(str(event.get("channel") or ""))
         msg = parse_message(event, _team(body, context), context.bot_user_id or "")
         if msg is not None:
             bot.message(client, msg, context.bot_user_id or "")

@@ -65,7 +65,7 @@ def attach(core: ChatCore, place: Channel, source: str) -> list[Response]:
     try:
         return in_channel(core.attach(place, source))
     except NotFound as exc:
-        return ephemeral(str(exc) if core.source_names(place.scope) else NO_SOURCES)
+        return ephemeral(str(exc) if core.source_names(place) else NO_SOURCES)
 
 
 def schedule(core: ChatCore, place: Channel, text: str, author: str) -> list[Response]:
@@ -96,7 +96,7 @@ def picked(core: ChatCore, place: Channel, source: str) -> list[Response]:
 
 def picker(core: ChatCore, place: Channel) -> list[Response]:
     """A typeahead select: Slack asks `suggestions` for the options as the person types."""
-    if not core.source_names(place.scope):
+    if not core.source_names(place):
         return ephemeral(NO_SOURCES)
     blocks: list[dict[str, Any]] = [{
         "type": "section",
@@ -110,6 +110,6 @@ def picker(core: ChatCore, place: Channel) -> list[Response]:
 def suggestions(core: ChatCore, place: Channel, typed: str) -> list[dict[str, Any]]:
     """The picker's options for what was typed: names starting with it first, then names containing it."""
     typed = typed.strip().lower()
-    names = core.source_names(place.scope)
+    names = core.source_names(place)
     ranked = sorted((n for n in names if typed in n.lower()), key=lambda n: (not n.lower().startswith(typed), n))
     return [{"text": {"type": "plain_text", "text": n[:75]}, "value": n} for n in ranked[:MAX_OPTIONS]]

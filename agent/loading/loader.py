@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.archival.audience import Origin
 from agent.archival.catalog import Catalog, SourceDeleted
 from agent.archival.deletion import finish_delete, finish_pending
 from agent.archival.milvus_store import PassageRow, PassageStore, now_ms, passage_id
@@ -96,12 +97,14 @@ class Loader:
         self.max_bytes = max_bytes
         self.parser = parser or InProcessParser()  # the composition root passes a ParserPool
 
-    def load(self, scope: str, name: str, files: Sequence[InputFile], progress: LoadProgress | None = None
-             ) -> LoadReport:
+    def load(self, scope: str, name: str, files: Sequence[InputFile], progress: LoadProgress | None = None,
+             origin: Origin | None = None) -> LoadReport:
+        """Load `files` into the source `name`; for an upload (`origin` given), `name` is the file's stem and
+        the source is the origin place's own of that name (see Catalog.open_upload): the report says which."""
         progress = progress or LoadProgress()
         name = clean_name(name)  # before anything is written: a bad name is refused with its reason
         self.recover()
-        source, load_id = self._open(scope, name)
+        source, load_id = self._open(scope, name, origin)
         report = LoadReport(source.name)  # the existing source's spelling when the case differs
         known = {d.content_hash for d in self.catalog.documents(int(source.id or 0))}
         try:
@@ -133,11 +136,14 @@ class Loader:
         for source_id in self.catalog.unready_sources():
             self._settle(source_id)
 
-    def _open(self, scope: str, name: str) -> tuple[Source, int]:
+    def _open(self, scope: str, name: str, origin: Origin | None) -> tuple[Source, int]:
         """The source and this load's registration in it; a delete of that name left unfinished is finished."""
         model, dim = self.embedder.model, self.embedder.dim
         for _ in range(3):
-            source, load_id = self.catalog.open_for_load(scope, name, model, dim, self.chunk_tokens)
+            if origin is None:
+                source, load_id = self.catalog.open_for_load(scope, name, model, dim, self.chunk_tokens)
+            else:
+                source, load_id = self.catalog.open_upload(scope, name, origin, model, dim, self.chunk_tokens)
             if load_id:
                 return source, load_id
             finish_delete(self.catalog, self.store, int(source.id or 0))

@@ -33,8 +33,12 @@ from aiohttp import WSMsgType, web
 JSON = dict[str, Any]
 API = "/api/v10"
 ALL_PERMISSIONS = str((1 << 51) - 1)
+EVERYONE_PERMISSIONS = str(((1 << 51) - 1) & ~(1 << 3))  # all but Administrator, which would void overwrites
 MESSAGE_CONTENT_INTENT = 1 << 15
 EPHEMERAL = 64
+
+
+VIEW_CHANNEL = 1 << 10
 
 
 def now() -> str:
@@ -152,18 +156,23 @@ class FakeDiscord:
     def bot_mention(self) -> str:
         return f"<@{self.app_id}>"
 
-    def add_guild(self, name: str, channels: tuple[str, ...] = ("general",)) -> FakeGuild:
+    def add_guild(self, name: str, channels: tuple[str, ...] = ("general",), private: tuple[str, ...] = ()
+                  ) -> FakeGuild:
+        """A guild with text channels; those named in `private` deny View Channel to @everyone (whose role id is
+        the guild's), as a private channel does."""
         gid = self.snowflake()
         guild = FakeGuild(gid, name)
         guild.roles = [
-            {"id": str(gid), "name": "@everyone", "permissions": ALL_PERMISSIONS, "position": 0, "color": 0,
+            {"id": str(gid), "name": "@everyone", "permissions": EVERYONE_PERMISSIONS, "position": 0, "color": 0,
              "hoist": False, "managed": False, "mentionable": False, "flags": 0},
             {"id": str(self.snowflake()), "name": "membot", "permissions": ALL_PERMISSIONS, "position": 1,
              "color": 0, "hoist": False, "managed": True, "mentionable": False, "flags": 0,
              "tags": {"bot_id": str(self.app_id)}},
         ]
         guild.channels = [{"id": str(self.snowflake()), "type": 0, "guild_id": str(gid), "name": channel,
-                           "position": n, "permission_overwrites": [], "nsfw": False, "parent_id": None,
+                           "position": n, "nsfw": False, "parent_id": None,
+                           "permission_overwrites": [{"id": str(gid), "type": 0, "allow": "0",
+                                                      "deny": str(VIEW_CHANNEL)}] if channel in private else [],
                            "topic": None, "last_message_id": None, "rate_limit_per_user": 0, "flags": 0}
                           for n, channel in enumerate(channels)]
         self.guilds[gid] = guild

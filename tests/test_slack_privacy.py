@@ -1,0 +1,79 @@
+"""Who sees a source on Slack: uploads in a private channel or a DM stay there (the /sources listing, the /attach
+picker, /attach NAME and the agent's archival search in #general know nothing of them); privacy comes from the
+event's channel_type or conversations.info. The real Bolt app and slack_sdk against the fake Slack (fixtures of
+test_slack.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from slack_sdk import WebClient
+
+from adapters.slack.privacy import Privacy
+from tests.fakes import tool_call
+from tests.fakes.slack_server import FakeSlack
+from tests.test_slack import World, model, only_response, open_world
+
+__all__ = ["model", "open_world"]  # fixtures used here
+
+PLAN = b"Confidential: the acquisition target is ACMECORP, to be announced in March."
+
+
+def quote(request: dict[str, Any]) -> Any:
+    result = json.loads(next(m["content"] for m in reversed(request["messages"]) if m["role"] == "tool"))
+    return tool_call("send_message", message="Found: " + result["message"])
+
+
+def ask(world: World, channel: str, question: str, posts: int) -> str:
+    world.model.script(tool_call("archival_memory_search", query=question, request_heartbeat=True), quote)
+    world.slack.say("U2", channel, f"<@UBOT> {question}")
+    return str(world.slack.wait_posts(posts, channel)[-1]["text"])
+
+
+def test_private_channel_and_dm_uploads_are_invisible_from_general(open_world: Any) -> None:
+    world: World = open_world("socket")
+    slack = world.slack
+    slack.private.add("CSECRET")  # a private channel (its events say channel_type "group")
+    slack.upload("U1", "CSECRET", "secret-plan.txt", PLAN, "text/plain")
+    slack.upload("U1", "D1", "diary.txt", b"Dear diary, I am learning the cello.", "text/plain")
+    slack.upload("U3", "CGEN", "handbook.txt", b"Holidays are in August.", "text/plain")
+    for channel in ("CSECRET", "D1", "CGEN"):
+        [loaded] = slack.wait_posts(1, channel, timeout=120)
+        assert loaded["text"].startswith("Loaded 1 passages"), loaded
+    world.running.bot.wait_idle(30)
+
+    slack.command("/sources", channel="CGEN")
+    listing = only_response(slack, 0)["text"]
+    assert "handbook" in listing and "secret-plan" not in listing and "diary" not in listing
+    slack.command("/attach", channel="CGEN")
+    [section] = only_response(slack, 1)["blocks"]
+    assert [o["value"] for o in slack.suggest(section, "", channel="CGEN")] == ["handbook"]
+    assert slack.suggest(section, "secret", channel="CGEN") == []
+    slack.command("/attach", "secret-plan", channel="CGEN")
+    refused = only_response(slack, 2)
+    assert refused == {**refused, "response_type": "ephemeral",
+                       "text": "No source named 'secret-plan'. Sources: handbook."}
+
+    answer = ask(world, "CGEN", "What is the acquisition target?", 2)
+    assert answer.startswith("Found: ") and "ACMECORP" not in answer
+    assert "ACMECORP" in ask(world, "CSECRET", "What is the acquisition target?", 2)  # where it was uploaded
+    slack.command("/sources", channel="CSECRET")
+    assert "`secret-plan` (this channel only)" in only_response(slack, 3)["text"]
+
+
+def test_privacy_is_asked_of_conversations_info_once_and_fails_closed() -> None:
+    with FakeSlack() as slack:
+        client = WebClient(token=slack.bot_token, base_url=slack.api_url)
+        slack.private.add("CSECRET")
+        privacy = Privacy()
+        assert privacy.is_private(client, "CSECRET") is True
+        assert privacy.is_private(client, "CGEN") is False
+        assert privacy.is_private(client, "CGEN") is False  # cached
+        assert privacy.is_private(client, "D1") and privacy.is_private(client, "CX", "mpim")  # no call needed
+        assert [c.args["channel"] for c in slack.calls_of("conversations.info")] == ["CSECRET", "CGEN"]
+        slack.private.add("CGEN")  # converted to private: the channel_convert_to_private message says so
+        privacy.forget("CGEN")
+        assert privacy.is_private(client, "CGEN") is True
+        slack.fail("conversations.info", "missing_scope")
+        assert privacy.is_private(client, "CNEW") is True  # cannot tell: the upload stays in its channel
