@@ -11,8 +11,11 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TypeVar
 
+from agent.archival import stewardship
 from agent.archival.audience import CHANNEL, WORKSPACE, Origin, agent_name_for, place_for
 from agent.archival.catalog import Catalog
+from agent.archival.sources import Sources
+from agent.archival.stewardship import Actor
 from agent.db.models import Agent
 from agent.errors import NotFound, UserError
 from agent.loading.inputs import InputFile
@@ -24,6 +27,9 @@ from agent.service import AgentService
 from agent.turns import EventSink, Incoming, TurnResult
 
 CHANNEL_PERSONA = "channel_helper"
+SOURCES_USAGE = ("Usage: `/sources` lists the sources this channel can use; `/sources share NAME` shows one "
+                 "uploaded here to the whole workspace; `/sources delete NAME` deletes one (its uploader or an "
+                 "admin).")
 T = TypeVar("T")
 
 
@@ -48,6 +54,12 @@ class Channel:
         return agent_name_for(self.place)
 
 
+@dataclass(frozen=True)
+class SourcesAnswer:
+    text: str
+    changed: bool = False  # a source was shared or deleted
+
+
 def source_name_for(file_name: str) -> str:
     """A source name from an uploaded file's name: its stem, in letters, digits, '-', '_' and '.'."""
     stem = PurePath(file_name).stem or "upload"
@@ -56,13 +68,15 @@ def source_name_for(file_name: str) -> str:
 
 class ChatCore:
     def __init__(self, agents: AgentService, loader: Loader, catalog: Catalog, persona: str = CHANNEL_PERSONA,
-                 schedules: ScheduleBook | None = None, public_uploads: str = WORKSPACE) -> None:
+                 schedules: ScheduleBook | None = None, public_uploads: str = WORKSPACE,
+                 sources: Sources | None = None) -> None:
         self.agents = agents
         self.loader = loader
         self.catalog = catalog
         self.persona = persona
         self.schedules = schedules
         self.public_uploads = public_uploads  # who sees a public channel's uploads: "workspace" or "channel"
+        self.sources = sources  # for deletes from chat
 
     def agent(self, channel: Channel) -> Agent:
         return self.agents.open(channel.scope, channel.agent_name, persona=self.persona)
@@ -126,6 +140,22 @@ class ChatCore:
         agent = self.agent(channel)  # created with this core's persona on first use
         return run_schedule_command(self.schedules, int(agent.id or 0), text, author, thread)
 
+    def sources_command(self, channel: Channel, text: str, user: str = "", admin: bool = False) -> SourcesAnswer:
+        """`/sources [list] | share NAME | delete NAME [confirm]`; share and delete are for the source's uploader
+        and admins. `changed` says whether the workspace's sources changed (an adapter shows that to the channel)."""
+        args = text.split()
+        verb = args[0].lower() if args else "list"
+        actor = Actor(channel.scope, channel.place, user or channel.private_to, admin)
+        if verb == "list" and len(args) <= 1:
+            return SourcesAnswer(self.sources_text(channel))
+        if verb == "share" and len(args) == 2:
+            before = self.catalog.get(channel.scope, args[1], channel.place).audience
+            return SourcesAnswer(stewardship.share(self.catalog, actor, args[1]), changed=before != WORKSPACE)
+        confirmed = len(args) == 3 and args[2].lower() == "confirm"
+        if verb == "delete" and (len(args) == 2 or confirmed) and self.sources is not None:
+            return SourcesAnswer(stewardship.delete(self.sources, actor, args[1], confirmed), changed=confirmed)
+        raise UserError(SOURCES_USAGE)
+
     def source_names(self, channel: Channel, prefix: str = "") -> list[str]:
         """The names of the sources this channel can see (for a picker or autocomplete)."""
         names = [s.source.name for s in self.catalog.summaries(channel.scope, channel.place)]
@@ -158,13 +188,22 @@ class ChatCore:
 
 
 def load_report_text(name: str, report: LoadReport) -> str:
-    """The per-upload answer: the loader's summary line, then one line per file that failed or was skipped."""
+    """The per-upload answer: what was loaded (under which name, seen by whom), what replaced an older version,
+    then one line per file that failed or was skipped."""
     lines = []
-    if report.passages:
-        lines.append(f"Loaded {report.passages} passages and {report.documents} documents from {name}")
+    loaded = report.of("loaded")
+    if loaded:
+        lines.append(f"Loaded {sum(o.passages for o in loaded)} passages and {sum(o.documents for o in loaded)} "
+                     f"documents from {name}")
+    for outcome in report.of("replaced"):
+        lines.append(f"`{outcome.name}` in `{name}` replaced: {outcome.before} passages before, "
+                     f"{outcome.passages} now.")
+    if lines and report.asked and report.asked.lower() != name.lower():
+        lines.append(f"Another source is named `{report.asked}`, so this one is `{name}`.")
+    if lines and report.audience == CHANNEL:
+        lines.append("Only this channel can see it; `/sources share " + name + "` shows it to the workspace.")
     for outcome in report.of("unchanged"):
         lines.append(f"`{outcome.name}` is already loaded as `{name}`; nothing added.")
     for outcome in report.of("failed"):
         lines.append(f"Could not load `{outcome.name}`: {outcome.reason}")
     return "\n".join(lines) or f"Nothing was loaded from {name}."
-

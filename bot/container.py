@@ -201,7 +201,7 @@ class Container(AbstractContextManager["Container"]):
     def chat(self) -> ChatCore:
         """The platform-neutral channel operations every chat adapter translates to."""
         return ChatCore(self.agents, self.loader, self.catalog, schedules=self.book,
-                        public_uploads=self.settings.public_uploads)
+                        public_uploads=self.settings.public_uploads, sources=self.sources)
 
     @cached_property
     def schedules(self) -> ScheduleService:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from agent import Channel, ChatCore, InputFile, NotFound, Speaker, channel_home
+from agent import Channel, ChatCore, InputFile, NotFound, Speaker, UserError, channel_home, load_report_text
 from agent.db.models import SourceBinding
 from bot.container import Container
 from tests.conftest import llm_env, make_settings
@@ -132,3 +132,81 @@ def test_an_upload_never_lands_in_another_audiences_source(c: Container) -> None
     assert c.chat.source_names(SECRET) == ["notes", "notes-2"]
     [notes] = [s for s in c.catalog.summaries(SCOPE) if s.source.name == "notes"]
     assert notes.files == 1 and notes.source.origin_channel == "CGEN"
+
+
+# names, versions, sharing and deleting ------------------------------------------------------------------------
+def load_text(chat: ChatCore, channel: Channel, name: str, text: str, user: str = "U1") -> tuple[str, str, int]:
+    [(source, report)] = chat.load(channel, [InputFile.from_bytes(name, text.encode())], user)
+    return source, load_report_text(source, report), report.passages
+
+
+def test_two_channels_uploading_notes_keep_both(c: Container, fake: FakeOpenAI) -> None:
+    first, said, _ = load_text(c.chat, PUBLIC, "notes.txt", "The general channel meets on Mondays.")
+    assert (first, said) == ("notes", "Loaded 1 passages and 1 documents from notes")
+    second, said, _ = load_text(c.chat, OTHER_PUBLIC, "notes.txt", "The random channel plays chess on Fridays.")
+    assert second == "notes-2"
+    assert said == ("Loaded 1 passages and 1 documents from notes-2\n"
+                    "Another source is named `notes`, so this one is `notes-2`.")
+    again, said, _ = load_text(c.chat, OTHER_PUBLIC, "notes.txt", "The random channel plays chess on Fridays.")
+    assert (again, said) == ("notes-2", "`notes.txt` is already loaded as `notes-2`; nothing added.")
+    assert "Mondays" in ask(c, fake, PUBLIC, "When does the channel meet?")
+    assert "Fridays" in ask(c, fake, OTHER_PUBLIC, "When is chess?")
+    assert [s.files for s in c.catalog.summaries(SCOPE)] == [1, 1]
+
+
+def test_uploads_at_once_from_two_channels_never_share_a_source(c: Container) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    channels = [Channel(SCOPE, f"C{n}") for n in range(4)]
+    with ThreadPoolExecutor(4) as pool:
+        names = list(pool.map(lambda ch: load_text(c.chat, ch, "notes.txt", f"Notes of {ch.id}: {ch.id} rules.")[0],
+                              channels))
+    assert sorted(names) == ["notes", "notes-2", "notes-3", "notes-4"]
+    origins = {s.source.name: s.source.origin_channel for s in c.catalog.summaries(SCOPE)}
+    assert {origins[n] for n in names} == {ch.id for ch in channels}
+    assert all(s.files == 1 for s in c.catalog.summaries(SCOPE))
+
+
+def test_a_new_version_in_the_same_channel_replaces_and_says_so(c: Container, fake: FakeOpenAI) -> None:
+    _, _, before = load_text(c.chat, PUBLIC, "notes.txt", "Version one: the launch is in May.")
+    longer = " ".join(f"Section {n}: the launch moved to June because of item {n}." for n in range(120))
+    name, said, now = load_text(c.chat, PUBLIC, "notes.txt", longer)
+    assert name == "notes" and now > before
+    assert said == f"`notes.txt` in `notes` replaced: {before} passages before, {now} now."
+    [notes] = c.catalog.summaries(SCOPE)
+    assert (notes.files, notes.passages) == (1, now)
+    assert "May" not in ask(c, fake, PUBLIC, "When is the launch?")
+
+
+def test_a_private_upload_says_who_sees_it_and_its_uploader_can_share_it(c: Container) -> None:
+    _, said, _ = load_text(c.chat, SECRET, "secret-plan.txt", PLAN, user="U1")
+    assert said.endswith("Only this channel can see it; `/sources share secret-plan` shows it to the workspace.")
+    with pytest.raises(UserError, match="Only the person who uploaded it or an admin"):
+        c.chat.sources_command(SECRET, "share secret-plan", user="U2")
+    with pytest.raises(NotFound):  # from elsewhere it does not exist, for sharing too
+        c.chat.sources_command(PUBLIC, "share secret-plan", user="U1")
+    shared = c.chat.sources_command(SECRET, "share secret-plan", user="U1")
+    assert shared.changed and shared.text.startswith("Shared `secret-plan`: every channel and DM of this workspace")
+    assert c.chat.source_names(PUBLIC) == ["secret-plan"]
+    again = c.chat.sources_command(SECRET, "share secret-plan", user="U2")
+    assert not again.changed and "already visible" in again.text
+    with pytest.raises(UserError, match="^Usage: `/sources`"):
+        c.chat.sources_command(SECRET, "share")
+
+
+def test_delete_is_for_the_uploader_and_admins_and_asks_first(c: Container) -> None:
+    load_text(c.chat, PUBLIC, "handbook.txt", HANDBOOK, user="U1")
+    with pytest.raises(UserError, match="Only the person who uploaded it or an admin of this workspace can delete"):
+        c.chat.sources_command(OTHER_PUBLIC, "delete handbook confirm", user="U2")
+    asked = c.chat.sources_command(OTHER_PUBLIC, "delete handbook", user="U1")
+    assert not asked.changed and asked.text == (
+        "This deletes `handbook` (1 file(s), 1 passages) for every channel that uses it, and cannot be undone. "
+        "To go ahead: `/sources delete handbook confirm`.")
+    assert c.chat.source_names(PUBLIC) == ["handbook"]
+    done = c.chat.sources_command(OTHER_PUBLIC, "delete handbook confirm", user="U1")
+    assert done.changed and done.text == "Deleted `handbook` (1 file(s), 1 passages)."
+    assert c.catalog.summaries(SCOPE) == [] and "handbook" not in c.chat.memory_text(PUBLIC)
+    c.loader.load(SCOPE, "manual", [InputFile.from_bytes("manual.txt", b"Press the red button.")])  # the CLI
+    with pytest.raises(UserError, match="whoever loaded it with the CLI"):
+        c.chat.sources_command(PUBLIC, "delete manual confirm", user="U1")
+    assert c.chat.sources_command(PUBLIC, "delete manual confirm", user="U9", admin=True).changed

@@ -77,3 +77,33 @@ def test_privacy_is_asked_of_conversations_info_once_and_fails_closed() -> None:
         assert privacy.is_private(client, "CGEN") is True
         slack.fail("conversations.info", "missing_scope")
         assert privacy.is_private(client, "CNEW") is True  # cannot tell: the upload stays in its channel
+
+
+def test_share_and_delete_from_slack(open_world: Any) -> None:
+    world: World = open_world("http")
+    slack = world.slack
+    slack.admins.add("U9")
+    slack.upload("U1", "GSECRET", "secret-plan.txt", PLAN, "text/plain")
+    [loaded] = slack.wait_posts(1, "GSECRET", timeout=120)
+    assert loaded["text"].endswith("`/sources share secret-plan` shows it to the workspace.")
+    world.running.bot.wait_idle(30)
+
+    slack.command("/sources", "share secret-plan", user="U2", channel="GSECRET")
+    refused = only_response(slack, 0)
+    assert refused["response_type"] == "ephemeral" and refused["text"].startswith("Only the person who uploaded")
+    slack.command("/sources", "share secret-plan", user="U1", channel="GSECRET")
+    shared = only_response(slack, 1)
+    assert shared["response_type"] == "in_channel" and shared["text"].startswith("Shared `secret-plan`")
+    slack.command("/attach", channel="CGEN")
+    [section] = only_response(slack, 2)["blocks"]
+    assert [o["value"] for o in slack.suggest(section, "", channel="CGEN")] == ["secret-plan"]
+
+    slack.command("/sources", "delete secret-plan confirm", user="U2", channel="CGEN")
+    assert only_response(slack, 3)["text"].startswith("Only the person who uploaded it or an admin")
+    slack.command("/sources", "delete secret-plan", user="U9", channel="CGEN")  # an admin; asked first
+    asked = only_response(slack, 4)
+    assert asked["response_type"] == "ephemeral" and asked["text"].endswith("`/sources delete secret-plan confirm`.")
+    slack.command("/sources", "delete secret-plan confirm", user="U9", channel="CGEN")
+    done = only_response(slack, 5)
+    assert done == {**done, "response_type": "in_channel", "text": "Deleted `secret-plan` (1 file(s), 1 passages)."}
+    assert world.container.catalog.summaries("slack:T1") == []

@@ -52,11 +52,14 @@ def register(app: App, bot: SlackBot) -> None:
             bot.file_shared(client, _team(body, context), event["channel_id"], event.get("user_id") or "",
                             event["file_id"])
 
-    def on_command(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    def on_command(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext,
+                   client: WebClient) -> None:
         ack()
-        place = channel_for(_team(command, context), command["channel_id"], command["user_id"])
+        user = str(command["user_id"])
+        place = channel_for(_team(command, context), command["channel_id"], user)
         bot.respond_later(respond, lambda: run_command(bot.core, command["command"], command.get("text") or "",
-                                                       place, max_mb, command.get("user_name") or ""))
+                                                       place, max_mb, command.get("user_name") or "", user,
+                                                       lambda: bot.people.is_admin(client, user)))
 
     def on_pick(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond,
                 context: BoltContext) -> None:

@@ -198,6 +198,11 @@ class Catalog:
                 .where(Document.source_id == source.id, Document.status == "ready")).one()
         return SourceSummary(source, int(files or 0), int(pages or 0), int(passages or 0))
 
+    def set_audience(self, source_id: int, audience: str) -> None:
+        with Session(self.engine) as s:
+            s.exec(update(Source).where(col(Source.id) == source_id).values(audience=audience))  # type: ignore[call-overload]
+            s.commit()
+
     def mark_deleting(self, source_id: int) -> bool:
         """The first step of a delete: from now on no load adds to the source and no one lists it."""
         with Session(self.engine) as s:
@@ -281,10 +286,10 @@ class Catalog:
             s.refresh(doc)
             return doc
 
-    def commit_document(self, doc_id: int, source_id: int) -> list[int]:
+    def commit_document(self, doc_id: int, source_id: int) -> list[tuple[int, int]]:
         """Make a loaded document visible and retire older versions of the same file, in one transaction.
 
-        Returns the ids of the retired documents, whose passages the caller then deletes.
+        Returns the retired documents' (id, passage count): the caller deletes their passages.
         """
         with Session(self.engine) as s:
             # The source's row first: two loads of one file commit one after the other, and the second one
@@ -299,6 +304,7 @@ class Catalog:
             for old in older:
                 old.status = "replaced"
                 s.add(old)
+            retired = [(int(o.id or 0), o.passage_count) for o in older]
             s.flush()  # retired before this one is ready: one ready version per file (a unique index)
             doc.status = "ready"
             source.ready = True
@@ -307,7 +313,7 @@ class Catalog:
             s.add(doc)
             s.add(source)
             s.commit()
-            return [int(o.id) for o in older if o.id is not None]
+            return retired
 
     def forget_documents(self, doc_ids: list[int]) -> None:
         if doc_ids:

@@ -36,6 +36,7 @@ class FileOutcome:
     passages: int = 0
     documents: int = 0
     reason: str = ""
+    before: int = 0  # passages of the version it replaced
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Prepared:
 class LoadReport:
     source: str
     outcomes: list[FileOutcome] = field(default_factory=list)
+    asked: str = ""  # the name asked for, when the source got another (an upload whose name another place has)
+    audience: str = "workspace"
 
     @property
     def passages(self) -> int:
@@ -105,7 +108,8 @@ class Loader:
         name = clean_name(name)  # before anything is written: a bad name is refused with its reason
         self.recover()
         source, load_id = self._open(scope, name, origin)
-        report = LoadReport(source.name)  # the existing source's spelling when the case differs
+        # The existing source's spelling when the case differs; an upload's own name when another place has it.
+        report = LoadReport(source.name, asked=name if origin is not None else "", audience=source.audience)
         known = {d.content_hash for d in self.catalog.documents(int(source.id or 0))}
         try:
             self._check(source)
@@ -227,9 +231,11 @@ class Loader:
                 self._take_back(collection, doc_id)
             raise
         if retired:
-            self.store.delete_documents(collection, retired)
-            self.catalog.forget_documents(retired)
-        return FileOutcome(file.name, "replaced" if retired else "loaded", len(chunks), prepared.pages)
+            ids = [doc for doc, _ in retired]
+            self.store.delete_documents(collection, ids)
+            self.catalog.forget_documents(ids)
+        return FileOutcome(file.name, "replaced" if retired else "loaded", len(chunks), prepared.pages,
+                           before=sum(count for _, count in retired))
 
     def _embed_and_store(self, collection: str, source_id: int, doc_id: int, name: str, chunks: list[Chunk],
                          progress: LoadProgress) -> None:

@@ -95,6 +95,8 @@ class FakeDiscord:
         self.threads_created: list[JSON] = []  # threads the bot opened
         self.callbacks: dict[int, list[JSON]] = defaultdict(list)  # interaction id -> callback bodies
         self.followups: dict[str, list[JSON]] = defaultdict(list)  # interaction token -> follow-up messages
+        self.deleted_originals: list[str] = []  # interaction tokens whose deferred response the bot deleted
+        self.permissions: dict[str, str] = {}  # user id -> their permissions in interactions (default: all)
         self.commands: dict[str, list[JSON]] = {}  # "global" or a guild id -> synced commands
         self.identifies = 0
         self.resumes = 0
@@ -275,7 +277,8 @@ class FakeDiscord:
             interaction.update({"guild_id": str(guild.id), "guild_locale": "en-US", "context": 0,
                                 "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
                                 "channel": channel, "authorizing_integration_owners": {"0": str(guild.id)},
-                                "member": {**self.member(user), "permissions": ALL_PERMISSIONS}})
+                                "member": {**self.member(user),
+                                           "permissions": self.permissions.get(user["id"], ALL_PERMISSIONS)}})
             interaction["data"]["guild_id"] = str(guild.id)
         else:
             interaction.update({"user": user, "context": 1, "authorizing_integration_owners": {"1": user["id"]},
@@ -407,6 +410,7 @@ class FakeDiscord:
             ("POST", "/channels/{cid}/messages/{mid}/threads", self._start_thread),
             ("POST", "/interactions/{iid}/{token}/callback", self._callback),
             ("POST", "/webhooks/{app}/{token}", self._followup),
+            ("DELETE", "/webhooks/{app}/{token}/messages/@original", self._delete_original),
             ("PUT", "/applications/{app}/commands", self._sync),
             ("PUT", "/applications/{app}/guilds/{gid}/commands", self._sync),
         ]
@@ -539,6 +543,10 @@ class FakeDiscord:
                         "components": body.get("components") or [], "interaction_token": token})
         self.followups[token].append(message)
         return json_response(message)
+
+    async def _delete_original(self, request: web.Request) -> web.Response:
+        self.deleted_originals.append(request.match_info["token"])
+        return web.Response(status=204)
 
     async def _sync(self, request: web.Request) -> web.Response:
         where = request.match_info.get("gid", "global")

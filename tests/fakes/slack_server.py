@@ -87,6 +87,7 @@ class FakeSlack:
         self.files: dict[str, StoredFile] = {}
         self.mpims: set[str] = set()  # group DMs: their events say channel_type "mpim"
         self.private: set[str] = set()  # private channels besides those whose id starts with G
+        self.admins: set[str] = set()  # users.info says is_admin for them
         self.members: dict[str, set[str]] = {}  # channel -> its members (the bot too, once it is in)
         self.views: dict[str, JSON] = {}  # view id -> the view as last published, opened or updated
         self.homes: dict[str, str] = {}  # user -> the view id of their App Home
@@ -497,6 +498,7 @@ class FakeSlack:
         user = str(args.get("user"))
         name = self.users.get(user, user)
         return {"user": {"id": user, "team_id": self.team_id, "name": name.lower(), "real_name": f"{name} Real",
+                         "is_admin": user in self.admins, "is_owner": False,
                          "profile": {"display_name": name, "real_name": f"{name} Real"}}}
 
     def _api_files_info(self, args: JSON) -> JSON:
