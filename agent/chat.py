@@ -156,6 +156,11 @@ class ChatCore:
             return SourcesAnswer(stewardship.delete(self.sources, actor, args[1], confirmed), changed=confirmed)
         raise UserError(SOURCES_USAGE)
 
+    def file_deleted(self, scope: str, ref: str) -> list[str]:
+        """An uploaded file was deleted on its platform: its document goes (and a source left empty). Returns the
+        names of the sources it was in."""
+        return self.sources.forget_file(scope, ref) if self.sources is not None else []
+
     def source_names(self, channel: Channel, prefix: str = "") -> list[str]:
         """The names of the sources this channel can see (for a picker or autocomplete)."""
         names = [s.source.name for s in self.catalog.summaries(channel.scope, channel.place)]

@@ -610,7 +610,7 @@ def test_manifest_matches_the_app() -> None:
     assert tuple(c["command"] for c in manifest["features"]["slash_commands"]) == COMMANDS
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
         "app_mention", "app_home_opened", "message.channels", "message.groups", "message.im", "message.mpim",
-        "file_shared"}
+        "file_shared", "file_deleted"}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "chat:write",
         "commands", "files:read", "reactions:write", "users:read",

@@ -107,3 +107,23 @@ def test_share_and_delete_from_slack(open_world: Any) -> None:
     done = only_response(slack, 5)
     assert done == {**done, "response_type": "in_channel", "text": "Deleted `secret-plan` (1 file(s), 1 passages)."}
     assert world.container.catalog.summaries("slack:T1") == []
+
+
+def test_a_file_deleted_in_slack_leaves_memory(open_world: Any) -> None:
+    world: World = open_world("socket")
+    slack, c = world.slack, world.container
+    slack.upload("U1", "CGEN", "plans.txt", b"Project Falcon ships in May.", "text/plain")
+    slack.wait_posts(1, "CGEN", timeout=120)
+    slack.upload("U1", "CGEN", "plans.md", b"# Plans\nProject Heron ships in June.", "text/markdown")
+    slack.wait_posts(2, "CGEN", timeout=120)
+    world.running.bot.wait_idle(30)
+    [falcon] = [f for f, stored in slack.files.items() if stored.meta["name"] == "plans.txt"]
+    [heron] = [f for f, stored in slack.files.items() if stored.meta["name"] == "plans.md"]
+    assert [(s.source.name, s.files) for s in c.catalog.summaries("slack:T1")] == [("plans", 2)]
+
+    slack.delete_file(falcon)
+    slack.wait_for(lambda: [s.files for s in c.catalog.summaries("slack:T1")] == [1], what="the document removed")
+    hits = c.sources.search("slack:T1", ["plans"], "when does the project ship").hits
+    assert hits and all("Falcon" not in h.text for h in hits) and "Heron" in hits[0].text
+    slack.delete_file(heron)  # its last file: the source goes too
+    slack.wait_for(lambda: c.catalog.summaries("slack:T1") == [], what="the source removed")

@@ -72,6 +72,11 @@ def register(app: App, bot: SlackBot) -> None:
         place = channel_for(_team(body, context), channel, body["user"]["id"])
         ack(options=suggestions(bot.core, place, str(body.get("value") or "")))
 
+    def on_file_deleted(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
+        if bot.first_delivery(body) and event.get("file_id"):
+            scope = f"slack:{_team(body, context)}"
+            bot.later(lambda: bot.core.file_deleted(scope, str(event["file_id"])), "a deleted file's removal")
+
     def on_home(body: dict[str, Any], event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
         if event.get("tab") == "home" and event.get("user"):
             bot.later(lambda: publish_home(bot.core, client, _team(body, context), event["user"]), "App Home")
@@ -100,6 +105,7 @@ def register(app: App, bot: SlackBot) -> None:
     app.event("app_mention")(on_message)
     app.event("message")(on_message)
     app.event("file_shared")(on_file_shared)
+    app.event("file_deleted")(on_file_deleted)
     for name in COMMANDS:
         app.command(name)(on_command)
     app.action(PICK_ACTION)(on_pick)

@@ -272,15 +272,16 @@ class Catalog:
             rows = s.exec(select(Document.id).where(Document.source_id == source_id, Document.status == "ready"))
             return {int(r) for r in rows if r is not None}
 
-    def begin_document(self, source_id: int, name: str, digest: str, size: int, pages: int, passages: int
-                       ) -> Document:
+    def begin_document(self, source_id: int, name: str, digest: str, size: int, pages: int, passages: int,
+                       ref: str = "") -> Document:
         """Record a load in progress before any passage is written, so a crash can be cleaned up."""
         with Session(self.engine) as s:
             source = _lock(s, source_id)
             if source is None or source.deleting:
                 raise SourceDeleted("its source was deleted while it loaded; nothing was kept")
             doc = Document(source_id=source_id, file_name=name, content_hash=digest, size_bytes=size,
-                           page_count=pages, passage_count=passages, status="loading", owner=owner_tag())
+                           page_count=pages, passage_count=passages, status="loading", owner=owner_tag(),
+                           file_ref=ref)
             s.add(doc)
             s.commit()
             s.refresh(doc)
@@ -312,6 +313,31 @@ class Catalog:
             source.updated_at = utcnow()
             s.add(doc)
             s.add(source)
+            s.commit()
+            return retired
+
+    def retire_file(self, scope: str, ref: str) -> list[tuple[int, int]]:
+        """Retire the ready documents of an uploaded file (by the platform's id) in a scope, each with its source's
+        row locked and its revision bumped; returns their (source id, document id): the caller deletes the
+        passages. A retired document is also cleaned up by the next load's recovery, should the caller crash."""
+        if not ref:
+            return []
+        with Session(self.engine) as s:
+            found = s.exec(select(Document.id, Document.source_id)
+                           .join(Source, col(Source.id) == col(Document.source_id))
+                           .where(Source.scope == scope, Document.file_ref == ref, Document.status == "ready")).all()
+            retired = []
+            for doc_id, source_id in found:
+                source = _lock(s, int(source_id))
+                doc = s.get(Document, doc_id)
+                if source is None or doc is None or doc.status != "ready":
+                    continue
+                doc.status = "replaced"
+                source.revision += 1
+                source.updated_at = utcnow()
+                s.add(doc)
+                s.add(source)
+                retired.append((int(source_id), int(doc_id or 0)))
             s.commit()
             return retired
 

@@ -58,6 +58,7 @@ class Document(SQLModel, table=True):
     passage_count: int
     status: str = Field(default="loading", max_length=20)  # loading | ready | replaced
     owner: str = Field(default="", max_length=200)  # host:pid of the process loading it
+    file_ref: str = Field(default="", max_length=200, index=True)  # the platform's id of the upload ("" for CLI)
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -218,7 +218,7 @@ class Loader:
         try:
             # Recorded before the slow part, so a crash at any point leaves a row that says whose load it was.
             doc_id = int(self.catalog.begin_document(source_id, file.name, digest, prepared.size, prepared.pages,
-                                                     len(chunks)).id or 0)
+                                                     len(chunks), file.ref).id or 0)
             progress.file_started(file.name, len(chunks))
             self.store.ensure(collection, self.embedder.dim, self.embedder.model)
             self._embed_and_store(collection, source_id, doc_id, file.name, chunks, progress)

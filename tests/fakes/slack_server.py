@@ -211,6 +211,12 @@ class FakeSlack:
                             "channel_id": channel, "event_ts": ts})
         return ts
 
+    def delete_file(self, file_id: str) -> None:
+        """A person deletes an uploaded file: a `file_deleted` event."""
+        with self._cond:
+            self.files.pop(file_id, None)
+        self.deliver_event({"type": "file_deleted", "file_id": file_id, "event_ts": self.next_ts()})
+
     def command(self, name: str, text: str = "", user: str = "U1", channel: str = "C1") -> tuple[int, str]:
         """A person runs a slash command; returns the app's ack (status, body)."""
         payload = {"token": "verification", "team_id": self.team_id, "team_domain": "fake",
