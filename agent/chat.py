@@ -43,21 +43,37 @@ class Channel:
     id: str
     private_to: str = ""  # a user id for a DM: the agent is that person's own
     private: bool = False
+    named: str = ""  # an agent chosen by its name rather than by a channel (the console)
 
     @property
     def place(self) -> str:
         """What a channel-only source belongs to and what this channel sees (agent/archival/audience.py)."""
-        return place_for(self.id, self.private_to)
+        return self.named or place_for(self.id, self.private_to)
 
     @property
     def agent_name(self) -> str:
-        return agent_name_for(self.place)
+        return self.named or agent_name_for(self.place)
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """A source as a channel sees it, for a listing each adapter renders its own way."""
+
+    name: str
+    files: int
+    documents: int
+    passages: int
+    attached: bool  # to this channel's agent
+    channel_only: bool  # seen only in this channel
 
 
 @dataclass(frozen=True)
 class SourcesAnswer:
-    text: str
+    """What `/sources ...` answers: a listing (`listing` is not None), or a sentence."""
+
+    text: str = ""
     changed: bool = False  # a source was shared or deleted
+    listing: list[SourceItem] | None = None
 
 
 def source_name_for(file_name: str) -> str:
@@ -147,7 +163,7 @@ class ChatCore:
         verb = args[0].lower() if args else "list"
         actor = Actor(channel.scope, channel.place, user or channel.private_to, admin)
         if verb == "list" and len(args) <= 1:
-            return SourcesAnswer(self.sources_text(channel))
+            return SourcesAnswer(listing=self.source_list(channel))
         if verb == "share" and len(args) == 2:
             before = self.catalog.get(channel.scope, args[1], channel.place).audience
             return SourcesAnswer(stewardship.share(self.catalog, actor, args[1]), changed=before != WORKSPACE)
@@ -166,19 +182,13 @@ class ChatCore:
         names = [s.source.name for s in self.catalog.summaries(channel.scope, channel.place)]
         return [n for n in names if n.lower().startswith(prefix.lower())] if prefix else names
 
-    def sources_text(self, channel: Channel) -> str:
+    def source_list(self, channel: Channel) -> list[SourceItem]:
+        """The sources this channel can see, with their sizes and whether its agent has them attached."""
         agent = self.agent(channel)
         attached = {s.name for s in self.agents.attached(int(agent.id or 0))}
-        rows = self.catalog.summaries(channel.scope, channel.place)
-        if not rows:
-            return "No sources yet. Upload a file (PDF, text, Markdown, .docx, .html) to a channel I am in."
-        lines = ["**Sources this channel can use** (attached to this channel: marked ✓)"]
-        for s in rows:
-            mark = "✓" if s.source.name in attached else "·"
-            only = " (this channel only)" if s.source.audience == CHANNEL else ""
-            lines.append(f"{mark} `{s.source.name}`{only}: {s.files} file(s), {s.documents} documents, "
-                         f"{s.passages} passages")
-        return "\n".join(lines)
+        return [SourceItem(s.source.name, s.files, s.documents, s.passages, s.source.name in attached,
+                           s.source.audience == CHANNEL)
+                for s in self.catalog.summaries(channel.scope, channel.place)]
 
     def memory_text(self, channel: Channel) -> str:
         agent = self.agent(channel)

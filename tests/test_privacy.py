@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from agent import Channel, ChatCore, InputFile, NotFound, Speaker, UserError, channel_home, load_report_text
+from agent import Channel, ChatCore, InputFile, NotFound, SourceItem, Speaker, UserError, channel_home, load_report_text
 from agent.db.models import SourceBinding
 from bot.container import Container
 from tests.conftest import llm_env, make_settings
@@ -65,9 +65,12 @@ def test_private_and_dm_uploads_are_invisible_from_a_public_channel(loaded: Cont
     assert chat.source_names(SECRET) == ["handbook", "secret-plan"]
     assert chat.source_names(DM) == ["diary", "handbook"]
     assert chat.source_names(OTHER_DM) == ["handbook"]
-    listing = chat.sources_text(PUBLIC)
-    assert "handbook" in listing and "secret-plan" not in listing and "diary" not in listing
-    assert "`secret-plan` (this channel only)" in chat.sources_text(SECRET)
+    [handbook] = chat.source_list(PUBLIC)
+    assert (handbook.name, handbook.attached, handbook.channel_only, handbook.passages) == ("handbook", True, False, 1)
+    assert [(s.name, s.attached, s.channel_only) for s in chat.source_list(SECRET)] == [
+        ("handbook", False, False), ("secret-plan", True, True)]
+    assert chat.sources_command(OTHER_PUBLIC, "").listing == [
+        SourceItem("handbook", 1, 1, 1, attached=False, channel_only=False)]
     assert [s.name for s in channel_home(chat, PUBLIC).sources] == ["handbook"]
     assert [s.name for s in channel_home(chat, DM).sources] == ["diary", "handbook"]
 

@@ -15,6 +15,7 @@ from adapters.discord.replies import error_text
 from adapters.discord.tracking import Inflight
 from adapters.discord.where import channel_for
 from adapters.help import help_text, is_help, usage
+from adapters.listing import answer_markdown
 from agent import Channel, ChatCore, channel_home
 
 DISCORD_COMMANDS = ("attach", "detach", "sources", "memory", "schedule")
@@ -77,7 +78,7 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], core: Chat
 
         def work(channel: Channel) -> Shown:
             said = core.sources_command(channel, command, user, admin)
-            return said.text, said.changed  # a share or a delete is shown to the channel
+            return answer_markdown(said), said.changed  # a share or a delete is shown to the channel
 
         await answer(interaction, work, ephemeral=True)
 

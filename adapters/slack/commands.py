@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.help import help_text, is_help, usage
+from adapters.listing import answer_markdown
 from adapters.slack.format import pieces
 from agent import Channel, ChatCore, NotFound, UserError
 
@@ -76,7 +77,7 @@ def sources(core: ChatCore, place: Channel, text: str, user: str, is_admin: Call
         answer = core.sources_command(place, text, user, admin=changes and is_admin())
     except UserError as exc:
         return ephemeral(str(exc))
-    return in_channel(answer.text) if answer.changed else ephemeral(answer.text)
+    return in_channel(answer.text) if answer.changed else ephemeral(answer_markdown(answer))
 
 
 def schedule(core: ChatCore, place: Channel, text: str, author: str) -> list[Response]:
