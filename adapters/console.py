@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import click
@@ -15,7 +16,8 @@ import click
 from adapters.views import memory_view
 from agent import (
     AgentService,
-    Catalog,
+    Channel,
+    ChatCore,
     Incoming,
     ScheduleBook,
     Speaker,
@@ -48,13 +50,27 @@ STYLES: dict[str, dict[str, Any]] = {
 
 @dataclass
 class Console:
-    service: AgentService
-    catalog: Catalog
-    agent_id: int
+    """The terminal front end of one agent; /attach and /sources are the same ChatCore operations Slack and
+    Discord use (the console's agent is a channel chosen by name)."""
+
+    core: ChatCore
+    agent_name: str
     scope: str
     interactive: bool
     out: Callable[[str], None] = click.echo
     schedules: ScheduleBook | None = None
+
+    @property
+    def channel(self) -> Channel:
+        return Channel(self.scope, self.agent_name, named=self.agent_name)
+
+    @property
+    def service(self) -> AgentService:
+        return self.core.agents
+
+    @cached_property
+    def agent_id(self) -> int:
+        return int(self.core.agent(self.channel).id or 0)
 
     @property
     def speaker(self) -> Speaker:
@@ -110,12 +126,10 @@ class Console:
         name = rest or self._pick_source()
         if not name:
             return
-        source, new = self.service.attach(self.agent_id, name)
-        self.out(f"Attached {source.name}." if new else f"{source.name} was already attached.")
+        self.out(self.core.attach(self.channel, name))
 
     def _pick_source(self) -> str | None:
-        attached = {s.name for s in self.service.attached(self.agent_id)}
-        names = [s.source.name for s in self.catalog.summaries(self.scope) if s.source.name not in attached]
+        names = [s.name for s in self.core.source_list(self.channel) if not s.attached]
         if not names:
             self.out("No sources to attach. Load one first: membot load directory --name NAME --input-files FILE")
             return None
@@ -132,16 +146,18 @@ class Console:
     def cmd_detach(self, rest: str) -> None:
         if not rest:
             raise UserError("Usage: /detach SOURCE")
-        self.out(f"Detached {self.service.detach(self.agent_id, rest).name}.")
+        self.out(self.core.detach(self.channel, rest))
 
-    def cmd_sources(self, _: str) -> None:
-        attached = {s.name for s in self.service.attached(self.agent_id)}
-        rows = self.catalog.summaries(self.scope)
-        if not rows:
+    def cmd_sources(self, rest: str) -> None:
+        answer = self.core.sources_command(self.channel, rest, admin=True)  # the operator's own terminal
+        if answer.listing is None:
+            self.out(answer.text)
+            return
+        if not answer.listing:
             self.out("No sources loaded.")
-        for s in rows:
-            mark = "attached" if s.source.name in attached else ""
-            self.out(f"  {s.source.name}  {s.passages} passages  {mark}".rstrip())
+        for s in answer.listing:
+            mark = "attached" if s.attached else ""
+            self.out(f"  {s.name}  {s.passages} passages  {mark}".rstrip())
 
     def cmd_memory(self, _: str) -> None:
         memory_view(self.service.memory(self.agent_id), self.out)

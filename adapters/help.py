@@ -21,7 +21,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("attach", "[NAME]", "attach one of this workspace's data sources to this channel's agent; without a "
             "name, pick one from a list", ("/attach release_notes",)),
     Command("detach", "NAME", "detach a data source from this channel's agent", ("/detach release_notes",)),
-    Command("sources", "", "list the data sources and mark the ones attached here", ("/sources",)),
+    Command("sources", "[share NAME | delete NAME [confirm]]", "list the data sources this channel can use and "
+            "mark the ones attached here; share one uploaded here with the whole workspace, or delete one (its "
+            "uploader or an admin)", ("/sources", "/sources share release_notes", "/sources delete old_notes")),
     Command("memory", "", "show what this channel's agent remembers (only to you)", ("/memory",)),
     Command("schedule", "list | add WHEN WHAT | cancel ID | tz [ZONE]", "reminders and repeating prompts",
             ("/schedule add friday 10:00 post the release notes", "/schedule add every monday 9:00 stand-up",

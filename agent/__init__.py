@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # for type checkers: the same names, resolved statically
     from agent.archival.catalog import Catalog, SourceSummary
     from agent.archival.search import SearchPage
-    from agent.chat import Channel, ChatCore, load_report_text
+    from agent.chat import Channel, ChatCore, SourceItem, SourcesAnswer, load_report_text
     from agent.db.models import Document
     from agent.errors import FileRejected, NotFound, UserError
     from agent.home import ChannelHome, block_limit, channel_home, check_block_text, edit_block, save_to_archival
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # for type checkers: the same names, resolved statically
 _WHERE = {
     # channels and turns
     "Channel": "agent.chat", "ChatCore": "agent.chat", "load_report_text": "agent.chat",
+    "SourceItem": "agent.chat", "SourcesAnswer": "agent.chat",
     "AgentService": "agent.service", "AgentSummary": "agent.service", "MemoryView": "agent.service",
     "Incoming": "agent.turns", "TurnEvent": "agent.turns", "TurnResult": "agent.turns",
     "Speaker": "agent.memory.core", "format_page": "agent.memory.archival", "display": "agent.names",
@@ -55,7 +56,8 @@ __all__ = [
     "AgentService", "AgentSummary", "Catalog", "Channel", "ChannelHome", "block_limit", "channel_home",
     "check_block_text", "edit_block", "save_to_archival", "ChatCore", "Deliver", "DeliveryError", "Document",
     "FileRejected", "Incoming", "InputFile", "Ledger", "MemoryView", "NotFound", "ScheduleBook", "SearchPage",
-    "SourceSummary", "Speaker", "Target", "TurnEvent", "TurnResult", "UserError", "display", "format_page",
+    "SourceItem", "SourceSummary", "SourcesAnswer",
+    "Speaker", "Target", "TurnEvent", "TurnResult", "UserError", "display", "format_page",
     "load_report_text", "reader_for", "run_schedule_command",
 ]
 

@@ -11,9 +11,13 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TypeVar
 
+from agent.archival import stewardship
+from agent.archival.audience import CHANNEL, WORKSPACE, Origin, agent_name_for, place_for
 from agent.archival.catalog import Catalog
+from agent.archival.sources import Sources
+from agent.archival.stewardship import Actor
 from agent.db.models import Agent
-from agent.errors import UserError
+from agent.errors import NotFound, UserError
 from agent.inbox import Question
 from agent.loading.inputs import InputFile
 from agent.loading.loader import Loader, LoadReport
@@ -25,20 +29,53 @@ from agent.service import AgentService
 from agent.turns import EventSink, Incoming, TurnResult
 
 CHANNEL_PERSONA = "channel_helper"
+SOURCES_USAGE = ("Usage: `/sources` lists the sources this channel can use; `/sources share NAME` shows one "
+                 "uploaded here to the whole workspace; `/sources delete NAME` deletes one (its uploader or an "
+                 "admin).")
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Channel:
-    """Where a conversation happens. `scope` isolates workspaces: "slack:T123", "discord:456"."""
+    """Where a conversation happens. `scope` isolates workspaces: "slack:T123", "discord:456". `private` is the
+    adapter's word that not every member of the workspace can read it (a DM, a group DM, a private channel):
+    files uploaded there stay there."""
 
     scope: str
     id: str
     private_to: str = ""  # a user id for a DM: the agent is that person's own
+    private: bool = False
+    named: str = ""  # an agent chosen by its name rather than by a channel (the console)
+
+    @property
+    def place(self) -> str:
+        """What a channel-only source belongs to and what this channel sees (agent/archival/audience.py)."""
+        return self.named or place_for(self.id, self.private_to)
 
     @property
     def agent_name(self) -> str:
-        return f"dm:{self.private_to}" if self.private_to else f"channel:{self.id}"
+        return self.named or agent_name_for(self.place)
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """A source as a channel sees it, for a listing each adapter renders its own way."""
+
+    name: str
+    files: int
+    documents: int
+    passages: int
+    attached: bool  # to this channel's agent
+    channel_only: bool  # seen only in this channel
+
+
+@dataclass(frozen=True)
+class SourcesAnswer:
+    """What `/sources ...` answers: a listing (`listing` is not None), or a sentence."""
+
+    text: str = ""
+    changed: bool = False  # a source was shared or deleted
+    listing: list[SourceItem] | None = None
 
 
 def source_name_for(file_name: str) -> str:
@@ -49,12 +86,15 @@ def source_name_for(file_name: str) -> str:
 
 class ChatCore:
     def __init__(self, agents: AgentService, loader: Loader, catalog: Catalog, persona: str = CHANNEL_PERSONA,
-                 schedules: ScheduleBook | None = None) -> None:
+                 schedules: ScheduleBook | None = None, public_uploads: str = WORKSPACE,
+                 sources: Sources | None = None) -> None:
         self.agents = agents
         self.loader = loader
         self.catalog = catalog
         self.persona = persona
         self.schedules = schedules
+        self.public_uploads = public_uploads  # who sees a public channel's uploads: "workspace" or "channel"
+        self.sources = sources  # for deletes from chat
 
     def agent(self, channel: Channel) -> Agent:
         return self.agents.open(channel.scope, channel.agent_name, persona=self.persona)
@@ -96,16 +136,25 @@ class ChatCore:
         that channel; a turn it submits runs at once, in the same lane."""
         return self.agents.in_lane(channel.scope, channel.agent_name, fn)
 
-    def load(self, channel: Channel, files: list[InputFile]) -> list[tuple[str, LoadReport]]:
-        """Load each upload as a source of the workspace named after the file, and attach it to the channel."""
+    def audience(self, channel: Channel) -> str:
+        """Who sees a file uploaded in `channel`: only that channel when it is private (or when public uploads
+        are set to stay in their channel), else the workspace."""
+        return CHANNEL if channel.private or self.public_uploads == CHANNEL else WORKSPACE
+
+    def load(self, channel: Channel, files: list[InputFile], uploader: str = "") -> list[tuple[str, LoadReport]]:
+        """Load each upload as the channel's source named after the file (its own, if another channel has that
+        name: `notes-2`), visible as `audience` says, and attach it to the channel's agent."""
         agent = self.agent(channel)
+        origin = Origin(channel.place, self.audience(channel), uploader or channel.private_to)
         reports = []
         for file in files:
-            name = source_name_for(file.name)
-            report = self.loader.load(channel.scope, name, [file])
-            if self.catalog.find(channel.scope, name) is not None and (report.passages or report.of("unchanged")):
-                self.agents.attach(int(agent.id or 0), name)
-            reports.append((name, report))
+            report = self.loader.load(channel.scope, source_name_for(file.name), [file], origin=origin)
+            if report.passages or report.of("unchanged"):
+                try:
+                    self.agents.attach(int(agent.id or 0), report.source)
+                except NotFound:  # its only file failed, and the new source is gone again
+                    pass
+            reports.append((report.source, report))
         return reports
 
     def attach(self, channel: Channel, source: str) -> str:
@@ -134,21 +183,39 @@ class ChatCore:
         agent = self.agent(channel)  # created with this core's persona on first use
         return run_schedule_command(self.schedules, int(agent.id or 0), text, author, thread)
 
-    def source_names(self, scope: str, prefix: str = "") -> list[str]:
-        names = [s.source.name for s in self.catalog.summaries(scope)]
+    def sources_command(self, channel: Channel, text: str, user: str = "", admin: bool = False) -> SourcesAnswer:
+        """`/sources [list] | share NAME | delete NAME [confirm]`; share and delete are for the source's uploader
+        and admins. `changed` says whether the workspace's sources changed (an adapter shows that to the channel)."""
+        args = text.split()
+        verb = args[0].lower() if args else "list"
+        actor = Actor(channel.scope, channel.place, user or channel.private_to, admin)
+        if verb == "list" and len(args) <= 1:
+            return SourcesAnswer(listing=self.source_list(channel))
+        if verb == "share" and len(args) == 2:
+            before = self.catalog.get(channel.scope, args[1], channel.place).audience
+            return SourcesAnswer(stewardship.share(self.catalog, actor, args[1]), changed=before != WORKSPACE)
+        confirmed = len(args) == 3 and args[2].lower() == "confirm"
+        if verb == "delete" and (len(args) == 2 or confirmed) and self.sources is not None:
+            return SourcesAnswer(stewardship.delete(self.sources, actor, args[1], confirmed), changed=confirmed)
+        raise UserError(SOURCES_USAGE)
+
+    def file_deleted(self, scope: str, ref: str) -> list[str]:
+        """An uploaded file was deleted on its platform: its document goes (and a source left empty). Returns the
+        names of the sources it was in."""
+        return self.sources.forget_file(scope, ref) if self.sources is not None else []
+
+    def source_names(self, channel: Channel, prefix: str = "") -> list[str]:
+        """The names of the sources this channel can see (for a picker or autocomplete)."""
+        names = [s.source.name for s in self.catalog.summaries(channel.scope, channel.place)]
         return [n for n in names if n.lower().startswith(prefix.lower())] if prefix else names
 
-    def sources_text(self, channel: Channel) -> str:
+    def source_list(self, channel: Channel) -> list[SourceItem]:
+        """The sources this channel can see, with their sizes and whether its agent has them attached."""
         agent = self.agent(channel)
         attached = {s.name for s in self.agents.attached(int(agent.id or 0))}
-        rows = self.catalog.summaries(channel.scope)
-        if not rows:
-            return "No sources yet. Upload a file (PDF, text, Markdown, .docx, .html) to a channel I am in."
-        lines = ["**Sources in this workspace** (attached to this channel: marked ✓)"]
-        for s in rows:
-            mark = "✓" if s.source.name in attached else "·"
-            lines.append(f"{mark} `{s.source.name}`: {s.files} file(s), {s.documents} documents, {s.passages} passages")
-        return "\n".join(lines)
+        return [SourceItem(s.source.name, s.files, s.documents, s.passages, s.source.name in attached,
+                           s.source.audience == CHANNEL)
+                for s in self.catalog.summaries(channel.scope, channel.place)]
 
     def memory_text(self, channel: Channel) -> str:
         agent = self.agent(channel)
@@ -163,13 +230,22 @@ class ChatCore:
 
 
 def load_report_text(name: str, report: LoadReport) -> str:
-    """The per-upload answer: the loader's summary line, then one line per file that failed or was skipped."""
+    """The per-upload answer: what was loaded (under which name, seen by whom), what replaced an older version,
+    then one line per file that failed or was skipped."""
     lines = []
-    if report.passages:
-        lines.append(f"Loaded {report.passages} passages and {report.documents} documents from {name}")
+    loaded = report.of("loaded")
+    if loaded:
+        lines.append(f"Loaded {sum(o.passages for o in loaded)} passages and {sum(o.documents for o in loaded)} "
+                     f"documents from {name}")
+    for outcome in report.of("replaced"):
+        lines.append(f"`{outcome.name}` in `{name}` replaced: {outcome.before} passages before, "
+                     f"{outcome.passages} now.")
+    if lines and report.asked and report.asked.lower() != name.lower():
+        lines.append(f"Another source is named `{report.asked}`, so this one is `{name}`.")
+    if lines and report.audience == CHANNEL:
+        lines.append("Only this channel can see it; `/sources share " + name + "` shows it to the workspace.")
     for outcome in report.of("unchanged"):
         lines.append(f"`{outcome.name}` is already loaded as `{name}`; nothing added.")
     for outcome in report.of("failed"):
         lines.append(f"Could not load `{outcome.name}`: {outcome.reason}")
     return "\n".join(lines) or f"Nothing was loaded from {name}."
-

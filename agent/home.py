@@ -70,7 +70,7 @@ def channel_home(core: ChatCore, channel: Channel, recent: int = RECENT) -> Chan
                         b.limit) for b in view.blocks]
     attached = set(view.sources)
     sources = [SourceRow(s.source.name, s.files, s.passages, s.source.name in attached)
-               for s in core.catalog.summaries(channel.scope)]
+               for s in core.catalog.summaries(channel.scope, channel.place)]
     schedules: list[str] = []
     if core.schedules is not None:
         with core.schedules.session() as s:

@@ -14,6 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, delete, func, select
 
+from agent.archival.audience import place_of_agent
 from agent.archival.catalog import Catalog
 from agent.archival.milvus_store import PassageStore
 from agent.archival.search import Searcher, SearchPage
@@ -231,11 +232,12 @@ class AgentService:
 
     # sources -------------------------------------------------------------------------------------------
     def attach(self, agent_id: int, source_name: str) -> tuple[Source, bool]:
-        """Attach by reference. Returns the source and whether it was newly attached."""
+        """Attach by reference. Returns the source and whether it was newly attached. Only a source the agent's
+        place can see is found: to anyone else, a channel's own source does not exist."""
         with Session(self.engine) as s:
             agent = s.get(Agent, agent_id)
             assert agent is not None
-            source = self.catalog.get(agent.scope, source_name)
+            source = self.catalog.get(agent.scope, source_name, place_of_agent(agent.name))
             if s.get(SourceBinding, (agent_id, source.id)) is not None:
                 return source, False
             s.add(SourceBinding(agent_id=agent_id, source_id=int(source.id or 0)))

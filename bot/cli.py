@@ -216,7 +216,7 @@ def run(agent_name: str | None, persona: str | None, human: str | None, first: b
         is_new = service.find(scope, name) is None
         agent = service.open(scope, name, persona, human)
         click.echo(f"{'Created' if is_new else 'Continuing with'} agent {agent.name}. /help lists commands.")
-        console = Console(service, c.catalog, int(agent.id or 0), scope, interactive, schedules=c.book)
+        console = Console(c.chat, agent.name, scope, interactive, schedules=c.book)
         c.deliveries.register("local", console.deliver)  # timed events of local agents print here
         c.start_scheduler()
         if is_new and not first:

@@ -269,7 +269,8 @@ class Container(AbstractContextManager["Container"]):
         """The platform-neutral channel operations every chat adapter translates to."""
         from agent.chat import ChatCore
 
-        return ChatCore(self.agents, self.loader, self.catalog, schedules=self.book)
+        return ChatCore(self.agents, self.loader, self.catalog, schedules=self.book,
+                        public_uploads=self.settings.public_uploads, sources=self.sources)
 
     @cached_property
     def schedules(self) -> ScheduleService:

@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     chunk_tokens: Whole = 300
     chunk_overlap: Whole = 20
     max_file_mb: Number = 50.0
+    public_uploads: Literal["workspace", "channel"] = "workspace"  # who sees a public channel's uploads
     max_pages: Whole = 5_000  # pages of one file
     max_text_chars: Whole = 10_000_000  # text one file may expand to
     max_page_chars: Whole = 1_000_000  # text of one PDF page

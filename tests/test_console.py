@@ -46,7 +46,7 @@ def test_memgpt_walkthrough_through_the_console(home: Path, embedder: Any, fake:
                    env=llm_env(fake), input=f"/attach memgpt_research_paper\n{QUESTION}\n", timeout=300)
     assert chat.returncode == 0, chat.stderr
     assert fake.errors == []
-    assert "Attached memgpt_research_paper." in chat.stdout
+    assert "Attached `memgpt_research_paper` (63 passages from 1 file(s))" in chat.stdout
 
     first, second = fake.chat_requests
     assert json.loads(first["messages"][-1]["content"])["message"] == QUESTION
@@ -80,7 +80,7 @@ def console(home: Path, embedder: Any, fake: FakeOpenAI) -> Iterator[tuple[Conso
         c.loader.load("local", "other", [InputFile.from_bytes("x.txt", b"Nothing to see here.")])
         agent = c.agents.open("local", "term")
         lines: list[str] = []
-        yield Console(c.agents, c.catalog, int(agent.id or 0), "local", interactive=False, out=lines.append), lines
+        yield Console(c.chat, agent.name, "local", interactive=False, out=lines.append), lines
 
 
 def test_help_unknown_and_exit(console: tuple[Console, list[str]], fake: FakeOpenAI) -> None:
@@ -96,7 +96,7 @@ def test_sources_attach_detach_search_and_memory(console: tuple[Console, list[st
     chat.run(["/sources", "/attach", "/attach notes", "/sources"])
     assert any(re.fullmatch(r"\s*notes\s+1 passages", line) for line in out[:2])
     assert "Give the source's name: /attach NAME" in out  # piped input never waits on a prompt
-    assert "Attached notes." in out
+    assert "Attached `notes` (1 passages from 1 file(s)) to this channel's agent." in out
     assert any(re.fullmatch(r"\s*notes\s+1 passages\s+attached", line) for line in out)
     out.clear()
     chat.run(["/search restart the queue"])
@@ -114,7 +114,7 @@ def test_sources_attach_detach_search_and_memory(console: tuple[Console, list[st
     text = "\n".join(out)
     assert "[persona]" in text and "Runs the ops team." in text
     assert "Attached sources: notes." in text and "Recall memory: " in text
-    assert "Detached notes." in out
+    assert "Detached `notes` from this channel's agent." in out
     assert out[-1].startswith("No archival results")
 
 

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 
 from adapters.discord.bot import MembotBot
 from adapters.discord.format import MESSAGE_LIMIT, pieces, thread_name
-from adapters.discord.uploads import DM_UPLOADS
 from agent.errors import ConfigError
 from bot.container import Container
 from bot.run_discord import BAD_TOKEN, NO_INTENT, NO_TOKEN, build_bot, run_discord
@@ -338,11 +337,64 @@ async def test_direct_messages_are_a_private_agent_per_person(world: World) -> N
     names = sorted(s.agent.name for s in world.agents.summaries("discord:dm"))
     assert names == sorted([f"dm:{world.alice['id']}", f"dm:{world.bob['id']}"])
 
-    upload = fake.attachment(alice_dm, "diary.txt", b"My private diary.")
+    upload = fake.attachment(alice_dm, "diary.txt", b"My private diary: I am learning the cello.")
     await fake.post(alice_dm, world.alice, "", attachments=[upload], dm=True)
-    assert (await world.replies(alice_dm, 2))[1] == DM_UPLOADS
-    assert fake.downloads == [] and world.container is not None
-    assert world.container.catalog.summaries("discord:dm") == []
+    assert (await world.replies(alice_dm, 2))[1].startswith("Loaded 1 passages and 1 documents from diary\nOnly this")
+    assert world.container is not None
+    [diary] = world.container.catalog.summaries("discord:dm")  # a DM upload is its person's alone
+    assert (diary.source.audience, diary.source.origin_channel) == ("channel", f"dm:{world.alice['id']}")
+    _, bobs = await world.command(None, bob_dm, world.bob, "sources")
+    assert "diary" not in bobs[0]["content"]
+    _, refused = await world.command(None, bob_dm, world.bob, "attach", source="diary")
+    assert refused[0]["content"].startswith("No source named 'diary'")
+    _, alices = await world.command(None, alice_dm, world.alice, "sources")
+    assert "`diary` (this channel only)" in alices[0]["content"]
+
+
+async def test_a_private_channels_upload_stays_in_that_channel(world: World) -> None:
+    """#research denies View Channel to @everyone: its upload is not offered, attachable or searchable in
+    #general; #general's upload is offered in #research."""
+    fake, alice = world.fake, world.alice
+    research = fake.channel_id(world.team, "research")
+    channel = next(c for c in world.team.channels if c["name"] == "research")
+    channel["permission_overwrites"] = [{"id": str(world.team.id), "type": 0, "allow": "0", "deny": str(1 << 10)}]
+    await world.start()
+    salaries = fake.attachment(research, "salaries.txt", b"Salary bands for 2027: engineers 90-140k.")
+    posted = await fake.post(research, alice, fake.bot_mention, attachments=[salaries])
+    assert (await world.replies(int(posted["id"]), 1))[0].startswith("Loaded 1 passages")
+    handbook = fake.attachment(world.general, "handbook.txt", b"Holidays are in August.")
+    posted = await fake.post(world.general, alice, fake.bot_mention, attachments=[handbook])
+    assert (await world.replies(int(posted["id"]), 1))[0].startswith("Loaded 1 passages")
+
+    assert await world.autocomplete(world.team, world.general, world.bob, "") == ["handbook"]
+    assert await world.autocomplete(world.team, world.general, world.bob, "sal") == []
+    assert await world.autocomplete(world.team, research, alice, "") == ["handbook", "salaries"]
+    interaction = await fake.interact(world.team, world.general, world.bob, "attach", {"source": "salaries"})
+    await fake.wait_for(lambda: fake.followups.get(interaction["token"]))
+    [refused] = fake.followups[interaction["token"]]
+    assert refused["content"] == "No source named 'salaries'. Sources: handbook."
+    assert refused["flags"] & 64 and interaction["token"] in fake.deleted_originals  # only bob saw it
+
+
+async def test_sources_delete_is_for_the_uploader_and_managers(world: World) -> None:
+    fake, alice, bob = world.fake, world.alice, world.bob
+    fake.permissions[bob["id"]] = "0"  # a plain member (no Manage Server)
+    await world.start()
+    notes = fake.attachment(world.general, "notes.txt", b"Stand-up is at ten.")
+    posted = await fake.post(world.general, alice, fake.bot_mention, attachments=[notes])
+    assert (await world.replies(int(posted["id"]), 1))[0] == "Loaded 1 passages and 1 documents from notes"
+
+    _, refused = await world.command(world.team, world.general, bob, "sources", command="delete notes confirm")
+    assert refused[0]["content"].startswith("Only the person who uploaded it or an admin")
+    assert refused[0]["flags"] & 64
+    _, asked = await world.command(world.team, world.general, alice, "sources", command="delete notes")
+    assert asked[0]["content"].endswith("`/sources delete notes confirm`.") and asked[0]["flags"] & 64
+    interaction = await fake.interact(world.team, world.general, alice, "sources",
+                                      {"command": "delete notes confirm"})
+    await fake.wait_for(lambda: fake.followups.get(interaction["token"]))
+    [done] = fake.followups[interaction["token"]]
+    assert done["content"] == "Deleted `notes` (1 file(s), 1 passages)." and not done["flags"] & 64
+    assert world.container is not None and world.container.catalog.summaries(f"discord:{world.team.id}") == []
 
 
 # the seed walkthrough --------------------------------------------------------------------------------------

@@ -95,8 +95,7 @@ def test_console_schedule_and_its_delivery_in_the_running_scheduler(home: Path, 
     lines: list[str] = []
     with Container(settings, clock=clock) as c:
         agent = c.agents.open("local", "console")
-        console = Console(c.agents, c.catalog, int(agent.id or 0), "local", False, out=lines.append,
-                          schedules=c.book)
+        console = Console(c.chat, agent.name, "local", False, out=lines.append, schedules=c.book)
         c.deliveries.register("local", console.deliver)
         c.start_scheduler()  # the timer's thread runs the passes from here on
         console.run(["/schedule add in 2 hours tea time", "/schedule list", "/schedule add 2020-01-01 10:00 x"])

@@ -94,8 +94,9 @@ def test_processes_starting_at_once_on_a_database_from_before_versions(db_url: s
     results = start_together(db_url, 3)
     assert [r.returncode for r in results] == [0] * 3, [r.stderr[-2000:] for r in results]
     assert schema.current(engine).current == schema.head()
-    with engine.connect() as conn:  # adopted in place: nothing lost
-        assert conn.execute(text("SELECT name, revision FROM source")).all() == [("paper", 3)]
+    with engine.connect() as conn:  # adopted in place: nothing lost, and an old source is the workspace's
+        assert conn.execute(text("SELECT name, revision, audience, origin_channel, uploader FROM source")).all() == [
+            ("paper", 3, "workspace", "", "")]
     engine.dispose()
     assert differences(db_url) == []
 

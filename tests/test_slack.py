@@ -427,7 +427,7 @@ def test_slash_commands(world: World) -> None:
     slack.command("/sources", channel="C1")
     listing = only_response(slack, 5)["text"]
     assert "✓ `release_notes`" in listing
-    assert listing.startswith("*Sources in this workspace*")  # the core's bold heading stays bold, not _italic_
+    assert listing.startswith("*Sources this channel can use*")  # the core's bold heading stays bold, not _italic_
     slack.command("/detach", "release_notes", channel="C1")
     detached = only_response(slack, 6)
     assert detached == {**detached, "response_type": "in_channel",
@@ -610,7 +610,7 @@ def test_manifest_matches_the_app() -> None:
     assert tuple(c["command"] for c in manifest["features"]["slash_commands"]) == COMMANDS
     assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {
         "app_mention", "app_home_opened", "message.channels", "message.groups", "message.im", "message.mpim",
-        "file_shared"}
+        "file_shared", "file_deleted"}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "app_mentions:read", "channels:history", "groups:history", "im:history", "mpim:history", "chat:write",
         "commands", "files:read", "reactions:write", "users:read",

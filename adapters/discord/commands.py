@@ -15,11 +15,13 @@ from adapters.discord.replies import error_text
 from adapters.discord.tracking import Inflight
 from adapters.discord.where import channel_for
 from adapters.help import help_text, is_help, usage
+from adapters.listing import answer_markdown
 from agent import Channel, ChatCore, channel_home
 
 DISCORD_COMMANDS = ("attach", "detach", "sources", "memory", "schedule")
 UPLOAD_HINT = ("**Give it files**: attach a file to a message that mentions me in a server channel and I load it "
                "as a data source of this server and attach it to that channel's agent.")
+Shown = tuple[str, bool]  # an answer and whether the channel sees it
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 CHOICE_LIMIT = 100
 
@@ -29,18 +31,24 @@ def channel_of(interaction: discord.Interaction) -> Channel:
 
 
 def register_commands(tree: app_commands.CommandTree[discord.Client], core: ChatCore, inflight: Inflight) -> None:
-    async def answer(interaction: discord.Interaction, work: Callable[[Channel], str], ephemeral: bool = False) -> None:
+    async def answer(interaction: discord.Interaction, work: Callable[[Channel], str | Shown],
+                     ephemeral: bool = False) -> None:
+        """Defer (Discord wants an answer within 3 s), run `work` in a thread, follow up with what it said. An
+        error is only for the asker; `work` may return (text, public) to choose after the fact."""
         async with inflight:
             await interaction.response.defer(ephemeral=ephemeral, thinking=True)
             try:
-                text = await asyncio.to_thread(work, channel_of(interaction))
+                done = await asyncio.to_thread(work, channel_of(interaction))
+                text, public = done if isinstance(done, tuple) else (done, not ephemeral)
             except Exception as exc:
-                text = error_text(exc)
+                text, public = error_text(exc), False
+            if public == ephemeral:  # the deferred "thinking..." message has the other visibility: it goes
+                await interaction.delete_original_response()
             for piece in pieces(text):
-                await interaction.followup.send(piece, ephemeral=ephemeral, allowed_mentions=NO_PINGS)
+                await interaction.followup.send(piece, ephemeral=not public, allowed_mentions=NO_PINGS)
 
     async def source_choices(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        names = await asyncio.to_thread(core.source_names, channel_of(interaction).scope, current)
+        names = await asyncio.to_thread(core.source_names, channel_of(interaction), current)
         fitting = [n for n in names if len(n) <= CHOICE_LIMIT]
         return [app_commands.Choice(name=n, value=n) for n in fitting[:MAX_CHOICES]]
 
@@ -60,9 +68,19 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], core: Chat
             return await answer(interaction, lambda _: usage("detach"), ephemeral=True)
         await answer(interaction, lambda channel: core.detach(channel, source))
 
-    @tree.command(name="sources", description="This server's data sources, and which this channel's agent uses")
-    async def sources(interaction: discord.Interaction) -> None:
-        await answer(interaction, core.sources_text, ephemeral=True)
+    @tree.command(name="sources", description="The data sources this channel can use; share or delete one")
+    @app_commands.describe(command="list (the default), share NAME, delete NAME, delete NAME confirm")
+    async def sources(interaction: discord.Interaction, command: str = "list") -> None:
+        if is_help(command):
+            return await answer(interaction, lambda _: usage("sources"), ephemeral=True)
+        user = str(interaction.user.id)
+        admin = interaction.guild_id is not None and interaction.permissions.manage_guild
+
+        def work(channel: Channel) -> Shown:
+            said = core.sources_command(channel, command, user, admin)
+            return answer_markdown(said), said.changed  # a share or a delete is shown to the channel
+
+        await answer(interaction, work, ephemeral=True)
 
     @tree.command(name="schedule", description="Reminders and repeating prompts: list | add WHEN WHAT | cancel ID | tz")
     @app_commands.describe(command="e.g. list, add friday 10:00 release notes, cancel 3, tz Europe/Berlin")

@@ -13,7 +13,7 @@ from cachetools import LRUCache
 
 from adapters.discord.format import NO_PINGS, pieces, thread_name
 from adapters.discord.replies import error_text, nonce, send_text
-from adapters.discord.uploads import DM_UPLOADS, load_attachments
+from adapters.discord.uploads import load_attachments
 from adapters.discord.where import channel_for, mentions_bot, prompt_text, replies_to, speaker_for
 from adapters.help import greeting
 from adapters.streaming import Streamer
@@ -79,12 +79,10 @@ class Conversations:
     async def _answer(self, message: discord.Message, channel: Channel, thread: str, text: str,
                       target: discord.abc.Messageable, ticket: int) -> None:
         if message.attachments:
-            if channel.private_to:
-                await send_text(target, DM_UPLOADS, f"{message.id}:files")
-            else:
-                async with target.typing():
-                    reports = await load_attachments(self.core, channel, message.attachments, self.max_file_bytes)
-                await send_text(target, "\n".join(reports), f"{message.id}:files")
+            async with target.typing():
+                reports = await load_attachments(self.core, channel, message.attachments, self.max_file_bytes,
+                                                 str(message.author.id))
+            await send_text(target, "\n".join(reports), f"{message.id}:files")
         if not text:
             if not message.attachments:
                 await send_text(target, EMPTY_MENTION, f"{message.id}:empty")

@@ -9,13 +9,11 @@ import discord
 
 from agent import Channel, ChatCore, InputFile, load_report_text
 
-DM_UPLOADS = ("Files sent in a direct message are not loaded: sources here would be shared by everyone who "
-              "writes to me privately. Upload the file in a server channel instead.")
-
 
 async def load_attachments(core: ChatCore, channel: Channel, attachments: Sequence[discord.Attachment],
-                           max_bytes: int) -> list[str]:
-    """Load each attachment as a source of the channel's server and attach it; one report per file."""
+                           max_bytes: int, uploader: str = "") -> list[str]:
+    """Load each attachment as the channel's source and attach it (visible in the server, or only in that channel
+    when it is private or a DM); one report per file."""
     reports: list[str] = []
     files: list[InputFile] = []
     for attachment in attachments:
@@ -31,6 +29,6 @@ async def load_attachments(core: ChatCore, channel: Channel, attachments: Sequen
             continue
         files.append(InputFile.from_bytes(attachment.filename, data))
     if files:
-        loaded = await asyncio.to_thread(core.load, channel, files)
+        loaded = await asyncio.to_thread(core.load, channel, files, uploader)
         reports.extend(load_report_text(name, report) for name, report in loaded)
     return reports

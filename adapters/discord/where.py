@@ -20,10 +20,23 @@ def channel_for(place: object, guild_id: int | None, user_id: int) -> tuple[Chan
     """The agent's channel and the conversation's thread id ("" outside threads). A thread shares its parent
     channel's agent; a DM is the person's own agent."""
     if guild_id is None:
-        return Channel(DM_SCOPE, str(getattr(place, "id", user_id)), private_to=str(user_id)), ""
+        return Channel(DM_SCOPE, str(getattr(place, "id", user_id)), private_to=str(user_id), private=True), ""
     if isinstance(place, discord.Thread):
-        return Channel(scope_for(guild_id), str(place.parent_id)), str(place.id)
-    return Channel(scope_for(guild_id), str(getattr(place, "id", 0))), ""
+        return Channel(scope_for(guild_id), str(place.parent_id), private=is_private(place)), str(place.id)
+    return Channel(scope_for(guild_id), str(getattr(place, "id", 0)), private=is_private(place)), ""
+
+
+def is_private(place: object) -> bool:
+    """Whether a server channel is hidden from some members: the default role (@everyone) cannot view it, by the
+    permission overwrites in discord.py's guild cache (kept current by CHANNEL_UPDATE events). A thread goes by
+    its parent channel; a private thread is private. What cannot be told counts as private."""
+    if isinstance(place, discord.Thread):
+        if place.type is discord.ChannelType.private_thread:
+            return True
+        place = place.parent
+    if not isinstance(place, discord.abc.GuildChannel):
+        return True
+    return not place.permissions_for(place.guild.default_role).view_channel
 
 
 def speaker_for(user: discord.abc.User) -> Speaker:

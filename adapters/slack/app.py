@@ -15,6 +15,8 @@ from adapters.slack.home import EDIT_ACTION, EDIT_VIEW, check_edit, edit_modal, 
 from adapters.slack.messages import channel_for, parse_message
 from adapters.slack.replies import apology
 
+PRIVACY_CHANGES = ("channel_convert_to_private", "channel_convert_to_public")
+
 
 def build_app(bot: SlackBot, client: WebClient, signing_secret: str = "") -> App:
     """A Bolt app on `client` (token and base URL). Without a signing secret it serves Socket Mode only: a random
@@ -39,6 +41,8 @@ def register(app: App, bot: SlackBot) -> None:
     def on_message(body: dict[str, Any], event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
         if not bot.first_delivery(body):
             return
+        if event.get("subtype") in PRIVACY_CHANGES:  # the channel's privacy changed: ask conversations.info again
+            bot.privacy.forget(str(event.get("channel") or ""))
         msg = parse_message(event, _team(body, context), context.bot_user_id or "")
         if msg is not None:
             bot.message(client, msg, context.bot_user_id or "")
@@ -48,11 +52,14 @@ def register(app: App, bot: SlackBot) -> None:
             bot.file_shared(client, _team(body, context), event["channel_id"], event.get("user_id") or "",
                             event["file_id"])
 
-    def on_command(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext) -> None:
+    def on_command(ack: Ack, command: dict[str, Any], respond: Respond, context: BoltContext,
+                   client: WebClient) -> None:
         ack()
-        place = channel_for(_team(command, context), command["channel_id"], command["user_id"])
+        user = str(command["user_id"])
+        place = channel_for(_team(command, context), command["channel_id"], user)
         bot.respond_later(respond, lambda: run_command(bot.core, command["command"], command.get("text") or "",
-                                                       place, max_mb, command.get("user_name") or ""))
+                                                       place, max_mb, command.get("user_name") or "", user,
+                                                       lambda: bot.people.is_admin(client, user)))
 
     def on_pick(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond,
                 context: BoltContext) -> None:
@@ -64,6 +71,11 @@ def register(app: App, bot: SlackBot) -> None:
         channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
         place = channel_for(_team(body, context), channel, body["user"]["id"])
         ack(options=suggestions(bot.core, place, str(body.get("value") or "")))
+
+    def on_file_deleted(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
+        if bot.first_delivery(body) and event.get("file_id"):
+            scope = f"slack:{_team(body, context)}"
+            bot.later(lambda: bot.core.file_deleted(scope, str(event["file_id"])), "a deleted file's removal")
 
     def on_home(body: dict[str, Any], event: dict[str, Any], context: BoltContext, client: WebClient) -> None:
         if event.get("tab") == "home" and event.get("user"):
@@ -93,6 +105,7 @@ def register(app: App, bot: SlackBot) -> None:
     app.event("app_mention")(on_message)
     app.event("message")(on_message)
     app.event("file_shared")(on_file_shared)
+    app.event("file_deleted")(on_file_deleted)
     for name in COMMANDS:
         app.command(name)(on_command)
     app.action(PICK_ACTION)(on_pick)

@@ -18,6 +18,7 @@ from adapters.slack.files import SLACK_FILE_ORIGINS
 from adapters.slack.format import from_slack
 from adapters.slack.messages import SlackMessage, channel_for
 from adapters.slack.people import People
+from adapters.slack.privacy import Privacy
 from adapters.slack.replies import apology
 from adapters.slack.seen import SeenKeys
 from adapters.slack.threads import Threads
@@ -36,6 +37,7 @@ class SlackBot:
         self.commands = ThreadPoolExecutor(max_workers=8, thread_name_prefix="slack-command")
         self.seen = SeenKeys(ledger)  # in SQL: every process of this app shares it
         self.people = People()
+        self.privacy = Privacy()
         self.threads = Threads(ledger)
         self.stream_interval = stream_interval
 
@@ -72,7 +74,7 @@ class SlackBot:
                 return
             ts, thread = shared_at(file, channel)
             where = thread if channel.startswith("D") else (thread or ts)
-            load_uploads(self, client, channel_for(team, channel, user), channel, ts, where, [file])
+            load_uploads(self, client, channel_for(team, channel, user), channel, ts, where, [file], user)
 
         self._queue(channel_for(team, channel, user), job)
 

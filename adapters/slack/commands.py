@@ -3,9 +3,11 @@ unless they change the channel's agent."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from adapters.help import help_text, is_help, usage
+from adapters.listing import answer_markdown
 from adapters.slack.format import pieces
 from agent import Channel, ChatCore, NotFound, UserError
 
@@ -35,7 +37,7 @@ def in_channel(text: str) -> list[Response]:
 
 
 def run_command(core: ChatCore, name: str, text: str, place: Channel, max_mb: float,
-                author: str = "") -> list[Response]:
+                author: str = "", user: str = "", is_admin: Callable[[], bool] = lambda: False) -> list[Response]:
     args = text.split()
     if name == "/membot":
         return ephemeral(slack_help())
@@ -49,8 +51,8 @@ def run_command(core: ChatCore, name: str, text: str, place: Channel, max_mb: fl
         return picker(core, place)
     if name in ("/attach", "/detach") and len(args) == 1:
         return attach(core, place, args[0]) if name == "/attach" else detach(core, place, args[0])
-    if name == "/sources" and not args:
-        return ephemeral(core.sources_text(place))
+    if name == "/sources":
+        return sources(core, place, text, user, is_admin)
     if name == "/memory" and not args:
         return ephemeral(core.memory_text(place))
     return ephemeral(usage(name))
@@ -65,7 +67,17 @@ def attach(core: ChatCore, place: Channel, source: str) -> list[Response]:
     try:
         return in_channel(core.attach(place, source))
     except NotFound as exc:
-        return ephemeral(str(exc) if core.source_names(place.scope) else NO_SOURCES)
+        return ephemeral(str(exc) if core.source_names(place) else NO_SOURCES)
+
+
+def sources(core: ChatCore, place: Channel, text: str, user: str, is_admin: Callable[[], bool]) -> list[Response]:
+    """A listing, a confirmation question and a refusal are for the asker; a share or delete is shown to all."""
+    changes = text.split()[:1] in (["share"], ["delete"])
+    try:
+        answer = core.sources_command(place, text, user, admin=changes and is_admin())
+    except UserError as exc:
+        return ephemeral(str(exc))
+    return in_channel(answer.text) if answer.changed else ephemeral(answer_markdown(answer))
 
 
 def schedule(core: ChatCore, place: Channel, text: str, author: str) -> list[Response]:
@@ -96,7 +108,7 @@ def picked(core: ChatCore, place: Channel, source: str) -> list[Response]:
 
 def picker(core: ChatCore, place: Channel) -> list[Response]:
     """A typeahead select: Slack asks `suggestions` for the options as the person types."""
-    if not core.source_names(place.scope):
+    if not core.source_names(place):
         return ephemeral(NO_SOURCES)
     blocks: list[dict[str, Any]] = [{
         "type": "section",
@@ -110,6 +122,6 @@ def picker(core: ChatCore, place: Channel) -> list[Response]:
 def suggestions(core: ChatCore, place: Channel, typed: str) -> list[dict[str, Any]]:
     """The picker's options for what was typed: names starting with it first, then names containing it."""
     typed = typed.strip().lower()
-    names = core.source_names(place.scope)
+    names = core.source_names(place)
     ranked = sorted((n for n in names if typed in n.lower()), key=lambda n: (not n.lower().startswith(typed), n))
     return [{"text": {"type": "plain_text", "text": n[:75]}, "value": n} for n in ranked[:MAX_OPTIONS]]

@@ -19,7 +19,8 @@ def handle_message(bot: SlackState, client: WebClient, msg: SlackMessage, bot_us
     """`ticket`: the message's row in the durable inbox (a possible question); closed as skipped by the core if
     no turn runs for it."""
     if msg.files:
-        load_uploads(bot, client, msg.place, msg.channel, msg.ts, msg.reply_thread, list(msg.files))
+        load_uploads(bot, client, msg.place, msg.channel, msg.ts, msg.reply_thread, list(msg.files), msg.user,
+                     msg.channel_type)
     addressed = msg.mentioned or msg.is_dm or (
         msg.in_thread and bot.threads.bot_in(client, msg.team, msg.channel, msg.thread_ts, bot_user_id))
     if not addressed:

@@ -38,7 +38,7 @@ def slack_input(file: dict[str, Any], token: str, max_bytes: int, timeout: float
                         origins=origins)
 
     size = file.get("size")
-    return InputFile(name, read, int(size) if isinstance(size, int) else None)
+    return InputFile(name, read, int(size) if isinstance(size, int) else None, ref=str(file.get("id") or ""))
 
 
 def origin_of(url: str) -> str:

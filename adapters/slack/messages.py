@@ -26,6 +26,7 @@ class SlackMessage:
     thread_ts: str = ""
     mentioned: bool = False
     files: tuple[dict[str, Any], ...] = ()
+    channel_type: str = ""  # im, mpim, group (a private channel), channel
 
     @property
     def place(self) -> Channel:
@@ -59,4 +60,5 @@ def parse_message(event: dict[str, Any], team: str, bot_user_id: str) -> SlackMe
     mentioned = event.get("type") == "app_mention" or bool(bot_user_id and f"<@{bot_user_id}" in text)
     return SlackMessage(team=team, channel=str(event.get("channel") or ""), user=user, text=text,
                         ts=str(event.get("ts") or ""), thread_ts=str(event.get("thread_ts") or ""),
-                        mentioned=mentioned, files=tuple(event.get("files") or ()))
+                        mentioned=mentioned, files=tuple(event.get("files") or ()),
+                        channel_type=str(event.get("channel_type") or ""))

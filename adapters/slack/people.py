@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -17,22 +18,32 @@ log = logging.getLogger(__name__)
 class People:
     def __init__(self, ttl: float = 3600.0) -> None:
         self.ttl = ttl
-        self._names: Recent[tuple[str, float]] = Recent(5_000)
+        self._users: Recent[tuple[dict[str, Any], float]] = Recent(5_000)
 
     def speaker(self, client: WebClient, user_id: str) -> Speaker:
         return Speaker(id=user_id, name=self.name(client, user_id))
 
     def name(self, client: WebClient, user_id: str) -> str:
-        cached = self._names.get(user_id)
+        user = self._user(client, user_id)
+        if user is None:  # missing users:read or a deleted user: the id still works as a name
+            return user_id
+        profile = user.get("profile") or {}
+        return str(profile.get("display_name") or profile.get("real_name") or user.get("real_name")
+                   or user.get("name") or user_id)
+
+    def is_admin(self, client: WebClient, user_id: str) -> bool:
+        """A workspace admin or owner (users.info); False when Slack cannot say."""
+        user = self._user(client, user_id)
+        return bool(user and (user.get("is_admin") or user.get("is_owner") or user.get("is_primary_owner")))
+
+    def _user(self, client: WebClient, user_id: str) -> dict[str, Any] | None:
+        cached = self._users.get(user_id)
         if cached is not None and time.monotonic() - cached[1] < self.ttl:
             return cached[0]
         try:
-            user = client.users_info(user=user_id)["user"]
-        except SlackApiError as exc:  # missing users:read or a deleted user: the id still works as a name
+            user: dict[str, Any] = client.users_info(user=user_id)["user"]
+        except SlackApiError as exc:
             log.warning("users.info for %s failed: %s", user_id, exc.response.get("error"))
-            return cached[0] if cached else user_id
-        profile = user.get("profile") or {}
-        name = str(profile.get("display_name") or profile.get("real_name") or user.get("real_name")
-                   or user.get("name") or user_id)
-        self._names.put(user_id, (name, time.monotonic()))
-        return name
+            return cached[0] if cached else None
+        self._users.put(user_id, (user, time.monotonic()))
+        return user

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from adapters.slack.people import People
+from adapters.slack.privacy import Privacy
 from adapters.slack.seen import SeenKeys
 from adapters.slack.threads import Threads
 from agent import ChatCore
@@ -17,5 +18,6 @@ class SlackState(Protocol):
     file_origins: tuple[str, ...]  # where the bot token may fetch uploads from
     seen: SeenKeys  # events, messages and files already handled (in SQL, shared by every process)
     people: People
+    privacy: Privacy  # whether a conversation is private (conversations.info, cached)
     threads: Threads
     stream_interval: float  # seconds between edits of a reply shown while it grows; 0: post replies when done

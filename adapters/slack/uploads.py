@@ -3,6 +3,7 @@ bot answers in the file's thread with what was loaded or why not."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from slack_sdk import WebClient
@@ -15,12 +16,14 @@ from agent import Channel, InputFile, UserError, load_report_text
 
 
 def load_uploads(bot: SlackState, client: WebClient, place: Channel, channel: str, ts: str, thread: str,
-                 files: list[dict[str, Any]]) -> None:
-    """Load the files not seen before (a file arrives as a message and as file_shared: it is loaded once)."""
+                 files: list[dict[str, Any]], user: str = "", channel_type: str = "") -> None:
+    """Load the files not seen before (a file arrives as a message and as file_shared: it is loaded once). In a
+    private conversation they stay visible there only."""
     team = place.scope.partition(":")[2]
     new = [f for f in files if bot.seen.first("file", team, channel, str(f.get("id")))]
     if not new:
         return
+    place = dataclasses.replace(place, private=bot.privacy.is_private(client, channel, channel_type))
     with working(client, channel, ts):
         inputs: list[InputFile] = []
         lines: list[str] = []
@@ -32,7 +35,7 @@ def load_uploads(bot: SlackState, client: WebClient, place: Channel, channel: st
                 lines.append(f"Could not load `{file.get('name') or file.get('id')}`: Slack refused files.info "
                              f"({exc.response.get('error')}); the app needs the files:read scope.")
         try:
-            lines += [load_report_text(name, report) for name, report in bot.core.load(place, inputs)]
+            lines += [load_report_text(name, report) for name, report in bot.core.load(place, inputs, user)]
         except UserError as exc:
             lines.append(str(exc))
         except Exception:

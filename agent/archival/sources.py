@@ -50,6 +50,21 @@ class Sources:
         finish_delete(self.catalog, self.store, source_id, self.searcher.cache)
         return summary
 
+    def forget_file(self, scope: str, ref: str) -> list[str]:
+        """Remove the documents of an uploaded file that was deleted on its platform; a source left with no file
+        goes too. Returns the names of the sources it was in."""
+        names = []
+        for source_id, doc_id in self.catalog.retire_file(scope, ref):
+            self.store.delete_documents(self.store.source_collection(source_id), [doc_id])
+            self.catalog.forget_documents([doc_id])
+            source = self.catalog.by_id(source_id)
+            if source is None:
+                continue
+            names.append(source.name)
+            if not self.catalog.ready_document_ids(source_id) and self.catalog.mark_deleting(source_id):
+                finish_delete(self.catalog, self.store, source_id, self.searcher.cache)
+        return names
+
     def target(self, source: Source, ready: set[int] | None = None) -> SearchTarget:
         """What to search for `source`: its collection, revision and the documents fully loaded (read from SQL
         unless given)."""

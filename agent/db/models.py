@@ -30,6 +30,10 @@ class Source(SQLModel, table=True):
     revision: int = 0  # bumped on every change to its passages; search caches key on it
     ready: bool = False  # False until its first load finishes; hidden and cleaned up until then
     deleting: bool = False  # set first by a delete; the collection goes next, the rows last (see Catalog)
+    # Who sees it (agent/archival/audience.py): "workspace", or "channel" (only its origin place).
+    audience: str = Field(default="workspace", max_length=20)
+    origin_channel: str = Field(default="", max_length=200)  # the place it was uploaded in; "" for CLI loads
+    uploader: str = Field(default="", max_length=200)  # the platform user id; "" for CLI loads
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -54,6 +58,7 @@ class Document(SQLModel, table=True):
     passage_count: int
     status: str = Field(default="loading", max_length=20)  # loading | ready | replaced
     owner: str = Field(default="", max_length=200)  # host:pid of the process loading it
+    file_ref: str = Field(default="", max_length=200, index=True)  # the platform's id of the upload ("" for CLI)
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -19,6 +19,7 @@ class InputFile:
     name: str
     read: Callable[[], bytes]
     size: int | None = None
+    ref: str = ""  # the platform's id of an uploaded file (a Slack file id): its deletion there removes it here
 
     @classmethod
     def from_path(cls, path: Path, name: str | None = None) -> InputFile:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agent.archival.audience import Origin
 from agent.archival.catalog import Catalog, SourceDeleted
 from agent.archival.deletion import finish_delete, finish_pending
 from agent.archival.milvus_store import PassageRow, PassageStore, now_ms, passage_id
@@ -35,6 +36,7 @@ class FileOutcome:
     passages: int = 0
     documents: int = 0
     reason: str = ""
+    before: int = 0  # passages of the version it replaced
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Prepared:
 class LoadReport:
     source: str
     outcomes: list[FileOutcome] = field(default_factory=list)
+    asked: str = ""  # the name asked for, when the source got another (an upload whose name another place has)
+    audience: str = "workspace"
 
     @property
     def passages(self) -> int:
@@ -96,13 +100,16 @@ class Loader:
         self.max_bytes = max_bytes
         self.parser = parser or InProcessParser()  # the composition root passes a ParserPool
 
-    def load(self, scope: str, name: str, files: Sequence[InputFile], progress: LoadProgress | None = None
-             ) -> LoadReport:
+    def load(self, scope: str, name: str, files: Sequence[InputFile], progress: LoadProgress | None = None,
+             origin: Origin | None = None) -> LoadReport:
+        """Load `files` into the source `name`; for an upload (`origin` given), `name` is the file's stem and
+        the source is the origin place's own of that name (see Catalog.open_upload): the report says which."""
         progress = progress or LoadProgress()
         name = clean_name(name)  # before anything is written: a bad name is refused with its reason
         self.recover()
-        source, load_id = self._open(scope, name)
-        report = LoadReport(source.name)  # the existing source's spelling when the case differs
+        source, load_id = self._open(scope, name, origin)
+        # The existing source's spelling when the case differs; an upload's own name when another place has it.
+        report = LoadReport(source.name, asked=name if origin is not None else "", audience=source.audience)
         known = {d.content_hash for d in self.catalog.documents(int(source.id or 0))}
         try:
             # The first file is read and parsed while the source is checked (which opens Milvus, a second on
@@ -135,11 +142,14 @@ class Loader:
         for source_id in self.catalog.unready_sources():
             self._settle(source_id)
 
-    def _open(self, scope: str, name: str) -> tuple[Source, int]:
+    def _open(self, scope: str, name: str, origin: Origin | None) -> tuple[Source, int]:
         """The source and this load's registration in it; a delete of that name left unfinished is finished."""
         model, dim = self.embedder.model, self.embedder.dim
         for _ in range(3):
-            source, load_id = self.catalog.open_for_load(scope, name, model, dim, self.chunk_tokens)
+            if origin is None:
+                source, load_id = self.catalog.open_for_load(scope, name, model, dim, self.chunk_tokens)
+            else:
+                source, load_id = self.catalog.open_upload(scope, name, origin, model, dim, self.chunk_tokens)
             if load_id:
                 return source, load_id
             finish_delete(self.catalog, self.store, int(source.id or 0))
@@ -210,7 +220,7 @@ class Loader:
         try:
             # Recorded before the slow part, so a crash at any point leaves a row that says whose load it was.
             doc_id = int(self.catalog.begin_document(source_id, file.name, digest, prepared.size, prepared.pages,
-                                                     len(chunks)).id or 0)
+                                                     len(chunks), file.ref).id or 0)
             progress.file_started(file.name, len(chunks))
             self.store.ensure(collection, self.embedder.dim, self.embedder.model)
             self._embed_and_store(collection, source_id, doc_id, file.name, chunks, progress)
@@ -223,9 +233,11 @@ class Loader:
                 self._take_back(collection, doc_id)
             raise
         if retired:
-            self.store.delete_documents(collection, retired)
-            self.catalog.forget_documents(retired)
-        return FileOutcome(file.name, "replaced" if retired else "loaded", len(chunks), prepared.pages)
+            ids = [doc for doc, _ in retired]
+            self.store.delete_documents(collection, ids)
+            self.catalog.forget_documents(ids)
+        return FileOutcome(file.name, "replaced" if retired else "loaded", len(chunks), prepared.pages,
+                           before=sum(count for _, count in retired))
 
     def _embed_and_store(self, collection: str, source_id: int, doc_id: int, name: str, chunks: list[Chunk],
                          progress: LoadProgress) -> None:

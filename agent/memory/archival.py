@@ -9,6 +9,7 @@ from sqlalchemy import case, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
+from agent.archival.audience import place_of_agent, visible_sql
 from agent.archival.catalog import Catalog
 from agent.archival.milvus_store import PassageRow, PassageStore, now_ms, passage_id
 from agent.archival.search import Searcher, SearchPage, SearchTarget
@@ -23,8 +24,14 @@ PER_PAGE = 5
 
 
 def attached_sources(session: Session, agent_id: int) -> list[Source]:
+    """The sources attached to an agent that its place can still see: a binding to a source whose audience no
+    longer includes the agent's channel is kept, but neither listed nor searched."""
+    agent = session.get(Agent, agent_id)
+    if agent is None:
+        return []
     rows = session.exec(select(Source).join(SourceBinding, col(SourceBinding.source_id) == col(Source.id))
-                        .where(SourceBinding.agent_id == agent_id).order_by(Source.name)).all()
+                        .where(SourceBinding.agent_id == agent_id, Source.scope == agent.scope,
+                               visible_sql(Source, place_of_agent(agent.name))).order_by(Source.name)).all()
     return list(rows)
 
 

@@ -33,8 +33,12 @@ from aiohttp import WSMsgType, web
 JSON = dict[str, Any]
 API = "/api/v10"
 ALL_PERMISSIONS = str((1 << 51) - 1)
+EVERYONE_PERMISSIONS = str(((1 << 51) - 1) & ~(1 << 3))  # all but Administrator, which would void overwrites
 MESSAGE_CONTENT_INTENT = 1 << 15
 EPHEMERAL = 64
+
+
+VIEW_CHANNEL = 1 << 10
 
 
 def now() -> str:
@@ -91,6 +95,8 @@ class FakeDiscord:
         self.threads_created: list[JSON] = []  # threads the bot opened
         self.callbacks: dict[int, list[JSON]] = defaultdict(list)  # interaction id -> callback bodies
         self.followups: dict[str, list[JSON]] = defaultdict(list)  # interaction token -> follow-up messages
+        self.deleted_originals: list[str] = []  # interaction tokens whose deferred response the bot deleted
+        self.permissions: dict[str, str] = {}  # user id -> their permissions in interactions (default: all)
         self.commands: dict[str, list[JSON]] = {}  # "global" or a guild id -> synced commands
         self.identifies = 0
         self.resumes = 0
@@ -152,18 +158,23 @@ class FakeDiscord:
     def bot_mention(self) -> str:
         return f"<@{self.app_id}>"
 
-    def add_guild(self, name: str, channels: tuple[str, ...] = ("general",)) -> FakeGuild:
+    def add_guild(self, name: str, channels: tuple[str, ...] = ("general",), private: tuple[str, ...] = ()
+                  ) -> FakeGuild:
+        """A guild with text channels; those named in `private` deny View Channel to @everyone (whose role id is
+        the guild's), as a private channel does."""
         gid = self.snowflake()
         guild = FakeGuild(gid, name)
         guild.roles = [
-            {"id": str(gid), "name": "@everyone", "permissions": ALL_PERMISSIONS, "position": 0, "color": 0,
+            {"id": str(gid), "name": "@everyone", "permissions": EVERYONE_PERMISSIONS, "position": 0, "color": 0,
              "hoist": False, "managed": False, "mentionable": False, "flags": 0},
             {"id": str(self.snowflake()), "name": "membot", "permissions": ALL_PERMISSIONS, "position": 1,
              "color": 0, "hoist": False, "managed": True, "mentionable": False, "flags": 0,
              "tags": {"bot_id": str(self.app_id)}},
         ]
         guild.channels = [{"id": str(self.snowflake()), "type": 0, "guild_id": str(gid), "name": channel,
-                           "position": n, "permission_overwrites": [], "nsfw": False, "parent_id": None,
+                           "position": n, "nsfw": False, "parent_id": None,
+                           "permission_overwrites": [{"id": str(gid), "type": 0, "allow": "0",
+                                                      "deny": str(VIEW_CHANNEL)}] if channel in private else [],
                            "topic": None, "last_message_id": None, "rate_limit_per_user": 0, "flags": 0}
                           for n, channel in enumerate(channels)]
         self.guilds[gid] = guild
@@ -266,7 +277,8 @@ class FakeDiscord:
             interaction.update({"guild_id": str(guild.id), "guild_locale": "en-US", "context": 0,
                                 "guild": {"id": str(guild.id), "locale": "en-US", "features": []},
                                 "channel": channel, "authorizing_integration_owners": {"0": str(guild.id)},
-                                "member": {**self.member(user), "permissions": ALL_PERMISSIONS}})
+                                "member": {**self.member(user),
+                                           "permissions": self.permissions.get(user["id"], ALL_PERMISSIONS)}})
             interaction["data"]["guild_id"] = str(guild.id)
         else:
             interaction.update({"user": user, "context": 1, "authorizing_integration_owners": {"1": user["id"]},
@@ -398,6 +410,7 @@ class FakeDiscord:
             ("POST", "/channels/{cid}/messages/{mid}/threads", self._start_thread),
             ("POST", "/interactions/{iid}/{token}/callback", self._callback),
             ("POST", "/webhooks/{app}/{token}", self._followup),
+            ("DELETE", "/webhooks/{app}/{token}/messages/@original", self._delete_original),
             ("PUT", "/applications/{app}/commands", self._sync),
             ("PUT", "/applications/{app}/guilds/{gid}/commands", self._sync),
         ]
@@ -530,6 +543,10 @@ class FakeDiscord:
                         "components": body.get("components") or [], "interaction_token": token})
         self.followups[token].append(message)
         return json_response(message)
+
+    async def _delete_original(self, request: web.Request) -> web.Response:
+        self.deleted_originals.append(request.match_info["token"])
+        return web.Response(status=204)
 
     async def _sync(self, request: web.Request) -> web.Response:
         where = request.match_info.get("gid", "global")

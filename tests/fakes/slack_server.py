@@ -8,8 +8,8 @@
 
 It serves
 - the Web API methods membot calls (auth.test, chat.postMessage, reactions.add/remove, users.info, files.info,
-  conversations.replies, apps.connections.open), checking the bearer token; `fail()` scripts errors (429 with
-  Retry-After, or `{"ok": false, "error": ...}`);
+  conversations.info, conversations.replies, apps.connections.open), checking the bearer token; `fail()`
+  scripts errors (429 with Retry-After, or `{"ok": false, "error": ...}`);
 - file downloads at `url_private_download`: the bytes with the bot token, an HTML sign-in page (HTTP 200)
   without it;
 - `response_url`s for slash commands and actions;
@@ -86,6 +86,8 @@ class FakeSlack:
         self.history: dict[str, list[JSON]] = {}  # channel -> messages, people's and the bot's
         self.files: dict[str, StoredFile] = {}
         self.mpims: set[str] = set()  # group DMs: their events say channel_type "mpim"
+        self.private: set[str] = set()  # private channels besides those whose id starts with G
+        self.admins: set[str] = set()  # users.info says is_admin for them
         self.members: dict[str, set[str]] = {}  # channel -> its members (the bot too, once it is in)
         self.views: dict[str, JSON] = {}  # view id -> the view as last published, opened or updated
         self.homes: dict[str, str] = {}  # user -> the view id of their App Home
@@ -185,7 +187,7 @@ class FakeSlack:
         if f"<@{self.bot_user_id}>" in message.get("text", ""):
             events.append({**base, "type": "app_mention"})
         kind = ("mpim" if channel in self.mpims else "im" if channel.startswith("D")
-                else "group" if channel.startswith("G") else "channel")
+                else "group" if channel.startswith("G") or channel in self.private else "channel")
         events.append({**base, "type": "message", "channel_type": kind})
         return events
 
@@ -208,6 +210,12 @@ class FakeSlack:
         self.deliver_event({"type": "file_shared", "file_id": file_id, "user_id": user, "file": {"id": file_id},
                             "channel_id": channel, "event_ts": ts})
         return ts
+
+    def delete_file(self, file_id: str) -> None:
+        """A person deletes an uploaded file: a `file_deleted` event."""
+        with self._cond:
+            self.files.pop(file_id, None)
+        self.deliver_event({"type": "file_deleted", "file_id": file_id, "event_ts": self.next_ts()})
 
     def command(self, name: str, text: str = "", user: str = "U1", channel: str = "C1") -> tuple[int, str]:
         """A person runs a slash command; returns the app's ack (status, body)."""
@@ -447,6 +455,14 @@ class FakeSlack:
         return {"channels": [{"id": c, "name": f"chan-{c.lower()}", "is_mpim": c in self.mpims,
                               "is_private": c[0] == "G"} for c in ids], "response_metadata": {"next_cursor": ""}}
 
+    def _api_conversations_info(self, args: JSON) -> JSON:
+        channel = str(args.get("channel"))
+        im, mpim = channel.startswith("D"), channel in self.mpims
+        private = channel.startswith("G") or channel in self.private or mpim
+        return {"channel": {"id": channel, "name": f"chan-{channel.lower()}", "is_im": im, "is_mpim": mpim,
+                            "is_private": private, "is_channel": not (im or mpim or private),
+                            "is_group": private and not mpim}}
+
     def _view(self, view: Any, view_id: str = "") -> JSON:
         stored = {**(json.loads(view) if isinstance(view, str) else view), "id": view_id or f"V{next(self._clock)}"}
         with self._cond:
@@ -488,6 +504,7 @@ class FakeSlack:
         user = str(args.get("user"))
         name = self.users.get(user, user)
         return {"user": {"id": user, "team_id": self.team_id, "name": name.lower(), "real_name": f"{name} Real",
+                         "is_admin": user in self.admins, "is_owner": False,
                          "profile": {"display_name": name, "real_name": f"{name} Real"}}}
 
     def _api_files_info(self, args: JSON) -> JSON:

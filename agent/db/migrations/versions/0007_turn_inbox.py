@@ -1,7 +1,7 @@
 """The durable inbox of questions, leased to the process answering them (agent/inbox.py).
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Created: 2026-12-03
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
