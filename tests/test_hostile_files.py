@@ -139,7 +139,10 @@ def test_hostile_files_get_their_reasons_and_the_rest_load(limited: Container) -
     elapsed = time.monotonic() - started
     reasons = {o.name: o.reason for o in report.outcomes if o.status == "failed"}
     for name, _, reason in HOSTILE:
-        assert reason in reasons.get(name, ""), (name, reasons.get(name))
+        # On a busy machine the time limit can stop the HTML before the memory limit does: either is a clear
+        # reason (test_the_parser_runs_in_another_process checks the memory limit alone).
+        stopped = [reason, "reading it took longer than 3 s"] if name == "huge.html" else [reason]
+        assert any(r in reasons.get(name, "") for r in stopped), (name, reasons.get(name))
     loaded = {o.name for o in report.outcomes if o.status == "loaded"}
     assert loaded == {"before.txt", "owner-locked-aes.pdf", "after.md"}
     assert_only(limited, "hostile", loaded)
