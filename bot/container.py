@@ -85,6 +85,7 @@ class Container(AbstractContextManager["Container"]):
         self.clock = clock or _utc_now  # the schedules' notion of now (tests move it by hand)
         self._embedder_lock = threading.Lock()
         self._starting: threading.Thread | None = None
+        self._opening: threading.Thread | None = None
 
     # storage -------------------------------------------------------------------------------------------
     @cached_property
@@ -138,6 +139,22 @@ class Container(AbstractContextManager["Container"]):
             self.embedder.embed(["start"])
         except Exception:  # noqa: BLE001  (the command's own embed raises it again, with its message)
             log.debug("starting the embedding model failed", exc_info=True)
+
+    def warm_up(self) -> None:
+        """For a serving process: start the embedding model and open the passage store (Milvus Lite takes about
+        2 s to start) in the background while the adapter connects, so the first question waits for neither."""
+        self.start_embedder()
+        if self._opening is None:
+            self._opening = threading.Thread(target=self._open_store, args=(self.passages,),
+                                             name="membot-store-open", daemon=True)
+            self._opening.start()
+
+    @staticmethod
+    def _open_store(store: PassageStore) -> None:
+        try:
+            store.client  # noqa: B018  (connects, or starts Milvus Lite)
+        except Exception:  # noqa: BLE001  (the first real use reports it, with its message)
+            log.debug("opening the passage store failed", exc_info=True)
 
     @cached_property
     def searcher(self) -> Searcher:
@@ -296,6 +313,8 @@ class Container(AbstractContextManager["Container"]):
     def close(self) -> None:
         if self._starting is not None:
             self._starting.join()  # an interpreter exiting under a model still loading in C++ may crash
+        if self._opening is not None:
+            self._opening.join()
         if "timer" in self.__dict__:
             self.timer.stop()  # no new firings; the turns already queued finish below
         if "board" in self.__dict__:

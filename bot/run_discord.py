@@ -41,6 +41,7 @@ def build_bot(container: Container, sync: bool = False, **options: Any) -> Membo
     """The bot on the container's services; `options` go to discord.py (tests shorten its start-up waits)."""
     s = container.settings
     container.require_model()  # fails here, before connecting, when no chat model is configured
+    container.warm_up()  # the model and the passage store start while it connects
     guild = int(s.discord_guild_id) if s.discord_guild_id else None
     if sync and guild is not None:
         log.warning(sync_ignored(guild))

@@ -119,6 +119,7 @@ def serve_slack(container: Container, mode: str | None = None, port: int | None 
     scrub_logs(container.settings)
     config = slack_config(container.settings, mode, port, path)
     container.require_model()  # fails here, before connecting, when no chat model is configured
+    container.warm_up()  # the model and the passage store start while it connects
     running = start_slack(container, config)
     container.start_scheduler()  # timed events of this workspace's agents post through the delivery above
     try:

@@ -52,6 +52,7 @@ def serve_all(sync: bool) -> None:
         if not c.settings.discord_token:
             raise ConfigError(NO_TOKEN)
         c.require_model()
+        c.warm_up()  # the model and the passage store start while it connects
         running = start_slack(c, config)
         sigterm_interrupts()  # SIGTERM stops both adapters the way Ctrl-C does
         try:

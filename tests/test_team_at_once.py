@@ -69,10 +69,12 @@ def first_post_at(slack: FakeSlack, channel: str, timeout: float = 60) -> float:
 
 
 def test_five_channels_asked_at_once_are_answered_in_parallel(team: Any) -> None:
-    slack, model, _ = team
+    slack, model, c = team
     model.default = answering(lambda text: 3.0 if "question in" in text else 0.0)
-    slack.say("U1", "C0", "<@UBOT> warm up")  # the process's first turn starts Milvus Lite (about 2 s, once)
-    slack.wait_posts(1, "C0")
+    c.warm_up()  # as `membot serve` does while it connects: Milvus Lite (about 2 s) and the model start meanwhile
+    assert c._opening is not None
+    c._opening.join(60)
+    assert c.passages._connection is not None  # opened before anyone asked
     channels = [f"C{n}" for n in range(1, 6)]
     asked = {}
     for channel in channels:
