@@ -349,6 +349,9 @@ async def test_direct_messages_are_a_private_agent_per_person(world: World) -> N
     assert refused[0]["content"].startswith("No source named 'diary'")
     _, alices = await world.command(None, alice_dm, world.alice, "sources")
     assert "`diary` (this channel only)" in alices[0]["content"]
+    _, kept = await world.command(None, alice_dm, world.alice, "sources", command="share diary")
+    assert kept[0]["content"].startswith("A source from a DM cannot be shared")
+    assert world.container.catalog.summaries("discord:dm")[0].source.audience == "channel"
 
 
 async def test_a_private_channels_upload_stays_in_that_channel(world: World) -> None:
