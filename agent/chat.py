@@ -29,6 +29,8 @@ from agent.service import AgentService
 from agent.turns import EventSink, Incoming, TurnResult
 
 CHANNEL_PERSONA = "channel_helper"
+NOT_SHAREABLE = ("A source from here cannot be shared: this conversation belongs to no server or workspace, so "
+                 "sharing it would reach everyone who writes to me privately. Upload the file in a channel instead.")
 SOURCES_USAGE = ("Usage: `/sources` lists the sources this channel can use; `/sources share NAME` shows one "
                  "uploaded here to the whole workspace; `/sources delete NAME` deletes one (its uploader or an "
                  "admin).")
@@ -46,6 +48,7 @@ class Channel:
     private_to: str = ""  # a user id for a DM: the agent is that person's own
     private: bool = False
     named: str = ""  # an agent chosen by its name rather than by a channel (the console)
+    shareable: bool = True  # False where no wider audience exists to share with (a Discord DM is in no server)
 
     @property
     def place(self) -> str:
@@ -192,6 +195,8 @@ class ChatCore:
         if verb == "list" and len(args) <= 1:
             return SourcesAnswer(listing=self.source_list(channel))
         if verb == "share" and len(args) == 2:
+            if not channel.shareable:
+                raise UserError(NOT_SHAREABLE)
             before = self.catalog.get(channel.scope, args[1], channel.place).audience
             return SourcesAnswer(stewardship.share(self.catalog, actor, args[1]), changed=before != WORKSPACE)
         confirmed = len(args) == 3 and args[2].lower() == "confirm"
@@ -229,7 +234,7 @@ class ChatCore:
         return "\n".join(lines)
 
 
-def load_report_text(name: str, report: LoadReport) -> str:
+def load_report_text(name: str, report: LoadReport, shareable: bool = True) -> str:
     """The per-upload answer: what was loaded (under which name, seen by whom), what replaced an older version,
     then one line per file that failed or was skipped."""
     lines = []
@@ -243,7 +248,8 @@ def load_report_text(name: str, report: LoadReport) -> str:
     if lines and report.asked and report.asked.lower() != name.lower():
         lines.append(f"Another source is named `{report.asked}`, so this one is `{name}`.")
     if lines and report.audience == CHANNEL:
-        lines.append("Only this channel can see it; `/sources share " + name + "` shows it to the workspace.")
+        lines.append("Only this channel can see it; `/sources share " + name + "` shows it to the workspace."
+                     if shareable else "Only this conversation can see it.")
     for outcome in report.of("unchanged"):
         lines.append(f"`{outcome.name}` is already loaded as `{name}`; nothing added.")
     for outcome in report.of("failed"):

@@ -339,7 +339,9 @@ async def test_direct_messages_are_a_private_agent_per_person(world: World) -> N
 
     upload = fake.attachment(alice_dm, "diary.txt", b"My private diary: I am learning the cello.")
     await fake.post(alice_dm, world.alice, "", attachments=[upload], dm=True)
-    assert (await world.replies(alice_dm, 2))[1].startswith("Loaded 1 passages and 1 documents from diary\nOnly this")
+    loaded = (await world.replies(alice_dm, 2))[1]
+    assert loaded.startswith("Loaded 1 passages and 1 documents from diary\nOnly this conversation can see it.")
+    assert "/sources share" not in loaded  # a DM has no server to share with
     assert world.container is not None
     [diary] = world.container.catalog.summaries("discord:dm")  # a DM upload is its person's alone
     assert (diary.source.audience, diary.source.origin_channel) == ("channel", f"dm:{world.alice['id']}")
@@ -350,7 +352,7 @@ async def test_direct_messages_are_a_private_agent_per_person(world: World) -> N
     _, alices = await world.command(None, alice_dm, world.alice, "sources")
     assert "`diary` (this channel only)" in alices[0]["content"]
     _, kept = await world.command(None, alice_dm, world.alice, "sources", command="share diary")
-    assert kept[0]["content"].startswith("A source from a DM cannot be shared")
+    assert kept[0]["content"].startswith("A source from here cannot be shared")
     assert world.container.catalog.summaries("discord:dm")[0].source.audience == "channel"
 
 

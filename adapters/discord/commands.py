@@ -16,13 +16,11 @@ from adapters.discord.tracking import Inflight
 from adapters.discord.where import channel_for
 from adapters.help import help_text, is_help, usage
 from adapters.listing import answer_markdown
-from agent import Channel, ChatCore, UserError, channel_home
+from agent import Channel, ChatCore, channel_home
 
 DISCORD_COMMANDS = ("attach", "detach", "sources", "memory", "schedule")
 UPLOAD_HINT = ("**Give it files**: attach a file to a message that mentions me in a server channel and I load it "
                "as a data source of this server and attach it to that channel's agent.")
-DM_SHARE = ("A source from a DM cannot be shared: DMs belong to no server, so it would reach everyone who writes "
-            "to me privately. Upload the file in a server channel instead.")
 Shown = tuple[str, bool]  # an answer and whether the channel sees it
 MAX_CHOICES = 25  # Discord shows at most 25 autocomplete choices
 CHOICE_LIMIT = 100
@@ -79,8 +77,6 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], core: Chat
         admin = interaction.guild_id is not None and interaction.permissions.manage_guild
 
         def work(channel: Channel) -> Shown:
-            if interaction.guild_id is None and command.split()[:1] == ["share"]:
-                raise UserError(DM_SHARE)
             said = core.sources_command(channel, command, user, admin)
             return answer_markdown(said), said.changed  # a share or a delete is shown to the channel
 

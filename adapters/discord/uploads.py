@@ -30,5 +30,5 @@ async def load_attachments(core: ChatCore, channel: Channel, attachments: Sequen
         files.append(InputFile.from_bytes(attachment.filename, data))
     if files:
         loaded = await asyncio.to_thread(core.load, channel, files, uploader)
-        reports.extend(load_report_text(name, report) for name, report in loaded)
+        reports.extend(load_report_text(name, report, channel.shareable) for name, report in loaded)
     return reports

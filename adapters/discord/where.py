@@ -20,7 +20,8 @@ def channel_for(place: object, guild_id: int | None, user_id: int) -> tuple[Chan
     """The agent's channel and the conversation's thread id ("" outside threads). A thread shares its parent
     channel's agent; a DM is the person's own agent."""
     if guild_id is None:
-        return Channel(DM_SCOPE, str(getattr(place, "id", user_id)), private_to=str(user_id), private=True), ""
+        return Channel(DM_SCOPE, str(getattr(place, "id", user_id)), private_to=str(user_id), private=True,
+                       shareable=False), ""
     if isinstance(place, discord.Thread):
         return Channel(scope_for(guild_id), str(place.parent_id), private=is_private(place)), str(place.id)
     return Channel(scope_for(guild_id), str(getattr(place, "id", 0)), private=is_private(place)), ""
