@@ -226,7 +226,7 @@ async def test_slash_commands_are_deferred_before_any_work(world: World, monkeyp
             return real(*args, **kwargs)
         return work
 
-    for name in ("sources_text", "schedule"):
+    for name in ("sources_command", "schedule"):
         monkeypatch.setattr(chat, name, spy(name))
     await world.command(world.team, world.general, world.alice, "sources")
     await world.command(world.team, world.general, world.alice, "schedule", command="list")
