@@ -116,7 +116,7 @@ def edit_block(core: ChatCore, channel: Channel, label: str, value: str) -> str:
             s.commit()
             return f"Saved the {label} block ({len(value)}/{block.limit} characters)."
 
-    return str(core.agents.run_queued(agent_id, work))
+    return str(core.agents.run_edit(agent_id, work))
 
 
 def save_to_archival(core: ChatCore, channel: Channel, text: str, author: str) -> str:

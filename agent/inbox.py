@@ -67,7 +67,7 @@ class InboxRow(SQLModel, table=True):
     scope: str = Field(max_length=200)
     agent: str = Field(max_length=200)  # the agent's name in its scope: (scope, agent) is its lane
     platform: str = Field(max_length=50)
-    kind: str = Field(default="message", max_length=20)  # message | event | login
+    kind: str = Field(default="message", max_length=20)  # message | event | login | edit (a person's pop...)
     text: str = Field(default="", sa_column=Column(Text))
     speaker_id: str = Field(default="", max_length=200)
     speaker_name: str = Field(default="", max_length=200)

@@ -22,7 +22,7 @@ from agent.db.models import Agent, Block, Message, Source, SourceBinding
 from agent.db.upsert import insert_ignore
 from agent.embeddings.base import Embedder
 from agent.errors import NotFound, UserError
-from agent.inbox import Inbox, Question
+from agent.inbox import DONE, Inbox, Question
 from agent.loop import TurnRunner
 from agent.memory import recall
 from agent.memory.archival import ArchivalMemory, attached_sources
@@ -227,8 +227,26 @@ class AgentService:
         return self.pool.submit((scope, name), fn)
 
     def run_queued(self, agent_id: int, fn: Callable[[], T]) -> T:
-        """Run an edit (pop, rethink...) in the agent's lane, so it never races a turn."""
+        """Run work (an archival save) in the agent's lane: after this process's earlier turns of the agent."""
         return self.pool.run(self.lane(agent_id), fn)
+
+    def run_edit(self, agent_id: int, fn: Callable[[], T]) -> T:
+        """Run an edit of the agent's history or memory (pop, rethink, a memory panel save) in its lane, holding
+        the agent's turn claim in the inbox as a turn does: it waits for a turn running in any process, and no
+        turn starts while it runs (a few SQL statements; nothing waits on a model meanwhile)."""
+        scope, name = self.lane(agent_id)
+
+        def claimed() -> T:
+            ticket = self.inbox.claim(0, scope, name, Incoming("", kind="edit"),
+                                      target_for(Agent(scope=scope, name=name), ""))
+            try:
+                result = fn()
+            except BaseException:
+                self.inbox.close(ticket)
+                raise
+            self.inbox.close(ticket, DONE)
+            return result
+        return self.pool.run((scope, name), claimed)
 
     # sources -------------------------------------------------------------------------------------------
     def attach(self, agent_id: int, source_name: str) -> tuple[Source, bool]:
@@ -297,7 +315,7 @@ class AgentService:
                     s.delete(row)
                 s.commit()
                 return len(rows)
-        return self.run_queued(agent_id, work)
+        return self.run_edit(agent_id, work)
 
     def last_user_text(self, agent_id: int) -> Message | None:
         with Session(self.engine) as s:
@@ -327,7 +345,7 @@ class AgentService:
                 change(target)
                 s.add(target)
                 s.commit()
-        self.run_queued(agent_id, work)
+        self.run_edit(agent_id, work)
 
     @staticmethod
     def _last_user_message(s: Session, agent_id: int) -> Message | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -220,3 +220,43 @@ def test_a_turn_marks_its_question_answered_when_it_lands(boxes: Any, fake: Fake
 
         statuses = conn.execute(select(ROWS.c.status, ROWS.c.ordered).order_by(ROWS.c.id)).all()
     assert [tuple(r) for r in statuses] == [(DONE, True), (DONE, False)]
+
+
+def test_edits_in_another_process_wait_for_the_running_turn(boxes: Any, fake: FakeOpenAI) -> None:
+    """pop, a rewrite of the last reply and a memory panel save in process b, while a turn of the agent runs in
+    process a: each waits for that turn to land and then applies to it (the last exchange), never to the one
+    before."""
+    from agent.home import edit_block
+
+    fake.default = remembering_model
+    a, b = boxes("a"), boxes("b")
+    agent_id = int(a.chat.agent(PLACE).id or 0)
+    a.chat.submit(PLACE, ANN, "q0").result(timeout=60)
+
+    def while_a_thinks(n: int, edit: Callable[[], Any]) -> Any:
+        before = len(fake.chat_requests)
+        fake.script(delay(1.5))  # a's turn claims the agent, then waits on the model
+        running = a.chat.submit(PLACE, ANN, f"q{n}")
+        fake.wait_for_requests(before + 1, timeout=30)
+        result = edit()
+        assert running.done() or running.result(timeout=5)  # b's edit came after the turn had landed
+        return result
+
+    removed = while_a_thinks(1, lambda: b.agents.pop(agent_id))
+    with Session(a.engine) as s:
+        rows = list(s.exec(select(Message).where(Message.agent_id == agent_id).order_by(col(Message.id))).all())
+    assert [m.content for m in rows if m.role == "user" and m.kind == "message"] == ["q0"]  # q1's exchange went
+    assert removed >= 4  # q1, its memory edit and result, its reply and result
+    assert_well_formed(rows)
+
+    while_a_thinks(2, lambda: b.agents.rewrite(agent_id, "rewritten"))
+    with Session(a.engine) as s:
+        [edited] = s.exec(select(Message).where(Message.agent_id == agent_id, Message.role == "assistant",
+                                                col(Message.tool_calls).contains("rewritten"))).all()
+        q2 = s.exec(select(Message).where(Message.agent_id == agent_id, Message.content == "q2")).one()
+    assert (edited.id or 0) > (q2.id or 0)  # the reply of q2's turn, not of q0's
+
+    while_a_thinks(3, lambda: edit_block(b.chat, PLACE, "persona", "set by hand"))
+    with Session(a.engine) as s:
+        persona = s.exec(select(Block).where(Block.agent_id == agent_id, Block.label == "persona")).one()
+    assert persona.value == "set by hand"  # saved after q3's turn appended its fact, not before

@@ -1,8 +1,10 @@
-"""Two real `membot serve slack` processes (HTTP mode) on one database against the fake Slack. kill -9 of one
+"""Two real `membot serve slack` processes on one database against the fake Slack. HTTP mode: kill -9 of one
 while its turn waits for the model: the other tells the person, once, that the question was not answered, and
-the channel's agent goes on answering (SQLite and PostgreSQL). Both behind a round-robin proxy, one channel
-hammered (each mention's app_mention and message events reach different processes): every question answered
-exactly once, in order, history well-formed, no core memory edit lost (PostgreSQL)."""
+the channel's agent goes on answering (SQLite and PostgreSQL); both behind a round-robin proxy, one channel
+hammered (each mention's app_mention and message events reach different processes). Socket Mode: the two
+processes' websockets share the envelopes, a retry reaches the other process, and a process that does not ack
+(stopped) has its events retried to the other. Every question answered exactly once, in order, history
+well-formed, no core memory edit lost (PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -41,15 +43,15 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 class Served:
-    """One `python -m bot serve slack --mode http` process on a port of its own."""
+    """One `python -m bot serve slack` process: HTTP mode on a port of its own, or Socket Mode."""
 
-    def __init__(self, home: Path, env: dict[str, str]) -> None:
+    def __init__(self, home: Path, env: dict[str, str], mode: str = "http") -> None:
         home.mkdir(exist_ok=True)
         self.port = free_port()
         self.log = open(home / "serve.log", "w")
         full = {**os.environ, **env, "MEMBOT_HOME": str(home), "HF_HUB_OFFLINE": "1", "MEMBOT_SLACK_PORT":
                 str(self.port)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "slack", "--mode", "http"], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "slack", "--mode", mode], cwd=ROOT,
                                      env=full, stdout=self.log, stderr=subprocess.STDOUT, text=True)
         self.url = f"http://127.0.0.1:{self.port}/slack/events"
         self.home = home
@@ -66,6 +68,18 @@ class Served:
             except OSError:
                 time.sleep(0.2)
         raise TimeoutError("membot serve slack did not come up")
+
+    def wait_connected(self, slack: FakeSlack, connections: int, timeout: float = 120) -> int:
+        """Socket Mode: wait until the fake holds `connections` websockets, the newest this process's; returns
+        that connection's serial number."""
+        deadline = time.monotonic() + timeout
+        while len(slack.connections()) < connections:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited: {(self.home / 'serve.log').read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError("membot serve slack did not connect over Socket Mode")
+            time.sleep(0.2)
+        return max(slack.connections())
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -186,7 +200,13 @@ def test_two_processes_behind_a_load_balancer_answer_one_channel_in_order(tmp_pa
         both = (a.home / "serve.log").read_text() + (b.home / "serve.log").read_text()
         assert both.count("Slack: listening") == 2  # both processes served
 
-    engine = create_engine(fresh_pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    check_history(fresh_pg_url, [f"q{n}" for n in range(count)])
+
+
+def check_history(url: str, questions: list[str]) -> None:
+    """The channel's stored history has the questions in order, every tool call followed by its result, every
+    question's core memory line, and turns run by both processes."""
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
     try:
         with Session(engine) as s:
             agent = s.exec(select(Agent).where(Agent.scope == "slack:T1", Agent.name == "channel:C1")).one()
@@ -195,7 +215,69 @@ def test_two_processes_behind_a_load_balancer_answer_one_channel_in_order(tmp_pa
             owners = set(s.exec(select(ROWS.c.owner).where(ROWS.c.status == DONE)).all())  # type: ignore[call-overload]
     finally:
         engine.dispose()
-    assert [m.content for m in rows if m.role == "user" and m.kind == "message"] == [f"q{n}" for n in range(count)]
+    assert [m.content for m in rows if m.role == "user" and m.kind == "message"] == questions
     assert_well_formed(rows)
-    assert all(f"fact of q{n}" in persona.value for n in range(count))
+    assert all(f"fact of {q}" in persona.value for q in questions)
     assert len(owners) == 2  # both processes ran turns of the one agent
+
+
+def test_two_processes_in_socket_mode_answer_one_channel_once_in_order(tmp_path: Path, fresh_pg_url: str,
+                                                                       model: FakeOpenAI) -> None:
+    model.default = remembering_model
+    count = 8
+    with FakeSlack() as slack:
+        env = {k: str(v) for k, v in {**slack_env(slack, "socket"), **model_env(model),
+                                      "MEMBOT_DATABASE_URL": fresh_pg_url}.items()}
+        a = Served(tmp_path / "a", env, "socket")
+        b: Served | None = None
+        try:
+            first = a.wait_connected(slack, 1)
+            b = Served(tmp_path / "b", env, "socket")
+            second = b.wait_connected(slack, 2)
+            other = {first: second, second: first}
+            slack.use_socket_mode(connections=2)
+            slack.socket_retries(timeout=3.0)  # as Slack: an envelope not acked in 3 s is sent again, elsewhere
+            asked = {}
+            for n in range(count):  # round-robin over the two connections, each envelope acked before the next
+                ts = slack.say("U1", "C1", f"<@UBOT> q{n}")
+                asked[ts] = f"q{n}"
+                if n % 2 == 0:  # a message not for the bot: the next mention's first event goes to the other process
+                    slack.say("U2", "C1", "just chatting")
+                if n == 3:  # Slack retries this mention's app_mention (its ack was lost) on the other connection
+                    serial, envelope = events_of(slack, ts, "app_mention")[0]
+                    slack.deliver("events_api", envelope["payload"], retry=1, to=other[serial])
+            for ts in asked:  # each mention's app_mention and message went to different processes
+                assert events_of(slack, ts, "app_mention")[0][0] != events_of(slack, ts, "message")[0][0]
+            slack.wait_posts(count, timeout=120)
+            time.sleep(2)  # nothing more comes, and a is idle (no question of its own in progress)
+
+            os.kill(a.proc.pid, signal.SIGSTOP)  # a stops reading its websocket: it acks nothing
+            try:
+                slack.route = lambda envelope, connections: first
+                ts = slack.say("U1", "C1", f"<@UBOT> q{count}")  # returns once b has acked the retries
+                asked[ts] = f"q{count}"
+                slack.route = None
+                slack.wait_posts(count + 1, timeout=120)
+            finally:
+                os.kill(a.proc.pid, signal.SIGCONT)  # a reads the stale envelopes now: already answered by b
+            for kind in ("app_mention", "message"):
+                sent = [(serial, e["retry_attempt"], e["retry_reason"]) for serial, e in events_of(slack, ts, kind)]
+                assert sent[:2] == [(first, 0, ""), (second, 1, "timeout")]
+            stale = [e["envelope_id"] for kind in ("app_mention", "message") for _, e in events_of(slack, ts, kind)[:1]]
+            slack.wait_for(lambda: all(e in slack.acks for e in stale), 60, "a's late acks")  # a did read them
+            time.sleep(3)  # and more retries had their time: nothing is answered twice
+            posts = slack.posts("C1")
+            assert sorted((p["thread_ts"], p["text"]) for p in posts) == sorted(
+                (ts, f"re: {q}") for ts, q in asked.items())
+        finally:
+            for served in (a, b):
+                if served is not None:
+                    served.stop()
+
+    check_history(fresh_pg_url, [f"q{n}" for n in range(count + 1)])
+
+
+def events_of(slack: FakeSlack, ts: str, kind: str) -> list[tuple[int, dict[str, Any]]]:
+    """The Socket Mode envelopes that carried the `kind` event of the message `ts`: (connection, envelope)."""
+    return [(serial, e) for serial, e in slack.envelopes if e["type"] == "events_api"
+            and e["payload"]["event"].get("ts") == ts and e["payload"]["event"]["type"] == kind]

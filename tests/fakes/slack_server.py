@@ -14,7 +14,10 @@ It serves
   without it;
 - `response_url`s for slash commands and actions;
 - the Socket Mode websocket: `hello`, then envelopes (`events_api`, `slash_commands`, `interactive`), recording
-  the app's acks;
+  the app's acks. Like Slack it holds several connections at once (one per `apps.connections.open` URL, for
+  instance one per process) and gives each envelope to one of them: round-robin, or as `route` decides, or to the
+  connection `to=` names. With `socket_retries(timeout)` an events_api envelope not acked in time is delivered
+  again, as a new envelope with `retry_attempt` / `retry_reason` set, to the next connection (another process);
 and delivers events, commands and actions either over that websocket or as signed HTTP requests to the app.
 Everything is recorded; `wait_for` and friends block (with a time-out) until something has happened.
 """
@@ -94,8 +97,15 @@ class FakeSlack:
         self._failures: dict[str, deque[Failure]] = {}
         self._cond = threading.Condition()
         self._clock = itertools.count(1)
-        self._ws: web.WebSocketResponse | None = None
-        self._connections = 0
+        self._sockets: dict[int, web.WebSocketResponse] = {}  # open Socket Mode connections by serial number
+        self._connections = 0  # connections ever opened; the newest has this serial number
+        self._turn = itertools.count()
+        # (envelope, open connection serials in order) -> the serial to deliver to; None: round-robin
+        self.route: Callable[[JSON, list[int]], int] | None = None
+        self.envelopes: list[tuple[int, JSON]] = []  # every Socket Mode envelope sent: (connection serial, envelope)
+        self._retry_timeout: float | None = None
+        self._max_retries = 3
+        self._first_of: dict[str, str] = {}  # envelope id -> the envelope id of the first delivery of its payload
         self._events_url = ""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"FakeSlack:{team_id}", daemon=True)
@@ -119,8 +129,8 @@ class FakeSlack:
         return int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
 
     async def _stop(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
+        for ws in list(self._sockets.values()):
+            await ws.close()
         await self._runner.cleanup()
 
     def close(self) -> None:
@@ -145,20 +155,31 @@ class FakeSlack:
         with self._cond:
             self._failures.setdefault(method, deque()).extend([Failure(error, status, retry_after)] * times)
 
-    def use_socket_mode(self, timeout: float = 10) -> None:
-        """Deliver over the websocket; waits until the app has connected."""
+    def use_socket_mode(self, timeout: float = 10, connections: int = 1) -> None:
+        """Deliver over the websocket(s); waits until the app has `connections` of them open."""
         self._events_url = ""
-        self.wait_for(lambda: self._ws is not None, timeout, "the app to open the Socket Mode websocket")
+        self.wait_for(lambda: len(self._sockets) >= connections, timeout,
+                      f"{connections} open Socket Mode websocket(s)")
 
-    def refresh_connection(self, timeout: float = 30) -> None:
-        """Ask the app to reconnect, as Slack does every few hours ("disconnect", refresh_requested); waits until
-        it has opened a new websocket."""
+    def connections(self) -> list[int]:
+        """Serial numbers of the open Socket Mode connections, oldest first."""
         with self._cond:
-            ws, before = self._ws, self._connections
-        assert ws is not None
+            return sorted(self._sockets)
+
+    def socket_retries(self, timeout: float | None = 3.0, max_retries: int = 3) -> None:
+        """Redeliver an events_api envelope not acked within `timeout` seconds (None: never), up to `max_retries`
+        times, each to the next open connection after the one that kept it waiting."""
+        self._retry_timeout, self._max_retries = timeout, max_retries
+
+    def refresh_connection(self, timeout: float = 30, serial: int | None = None) -> None:
+        """Ask the app to reconnect, as Slack does every few hours ("disconnect", refresh_requested), on the
+        connection `serial` (default: the oldest); waits until it has opened a new websocket."""
+        with self._cond:
+            serial = serial if serial is not None else min(self._sockets)
+            ws, before = self._sockets[serial], self._connections
         message = json.dumps({"type": "disconnect", "reason": "refresh_requested"})
         asyncio.run_coroutine_threadsafe(ws.send_str(message), self._loop).result(10)
-        self.wait_for(lambda: self._connections > before and self._ws is not None and self._ws is not ws, timeout,
+        self.wait_for(lambda: self._connections > before and serial not in self._sockets, timeout,
                       "a new Socket Mode connection")
 
     def use_http(self, events_url: str) -> None:
@@ -312,29 +333,79 @@ class FakeSlack:
                 "authorizations": [{"team_id": self.team_id, "user_id": self.bot_user_id, "is_bot": True}]}
 
     def deliver_event(self, event: JSON, event_id: str | None = None, retry: int = 0,
-                      wait: bool = True) -> JSON:
-        """Send an event to the app (as Slack does: once, or as retry number `retry`); returns its body."""
+                      wait: bool = True, to: int | None = None) -> JSON:
+        """Send an event to the app (as Slack does: once, or as retry number `retry`); returns its body. In Socket
+        Mode `to` names the connection (a serial number) it goes to."""
         body = self.event_body(event, event_id)
-        self.deliver("events_api", body, retry, wait)
+        self.deliver("events_api", body, retry, wait, to)
         return body
 
-    def deliver(self, kind: str, payload: JSON, retry: int = 0, wait: bool = True) -> tuple[int, str]:
-        """Deliver one envelope; returns the app's answer (status, body), or (0, envelope_id) with wait=False."""
+    def deliver(self, kind: str, payload: JSON, retry: int = 0, wait: bool = True,
+                to: int | None = None) -> tuple[int, str]:
+        """Deliver one envelope; returns the app's answer (status, body), or (0, envelope_id) with wait=False.
+        In Socket Mode the answer is the ack of this envelope or of one of its redeliveries."""
         if self._events_url:
             return self._post_signed(kind, payload, retry)
-        envelope_id = uuid.uuid4().hex
-        envelope: JSON = {"envelope_id": envelope_id, "type": kind, "payload": payload,
-                          "accepts_response_payload": kind != "events_api"}
-        if kind == "events_api":
-            envelope.update(retry_attempt=retry, retry_reason="timeout" if retry else "")
-        ws = self._ws
-        if ws is None:
-            raise RuntimeError("the app is not connected over Socket Mode")
-        asyncio.run_coroutine_threadsafe(ws.send_str(json.dumps(envelope)), self._loop).result(10)
+        envelope = self._envelope(kind, payload, retry)
+        envelope_id = envelope["envelope_id"]
+        with self._cond:
+            self._first_of[envelope_id] = envelope_id
+        self._send(envelope, self._pick(envelope, to))
         if not wait:
             return 0, envelope_id
-        ack = self.wait_for(lambda: self.acks.get(envelope_id), 10, f"the ack of envelope {envelope_id}")
+        ack = self.wait_for(lambda: self._ack_of(envelope_id), 10 + 4 * (self._retry_timeout or 0),
+                            f"the ack of envelope {envelope_id}")
         return 200, json.dumps(ack.get("payload") or "")
+
+    def deliveries(self, event_id: str) -> list[tuple[int, JSON]]:
+        """The Socket Mode envelopes that carried the event `event_id`: (connection serial, envelope), in order."""
+        with self._cond:
+            return [(serial, e) for serial, e in self.envelopes if e["payload"].get("event_id") == event_id]
+
+    def _envelope(self, kind: str, payload: JSON, retry: int, reason: str = "timeout") -> JSON:
+        envelope: JSON = {"envelope_id": uuid.uuid4().hex, "type": kind, "payload": payload,
+                          "accepts_response_payload": kind != "events_api"}
+        if kind == "events_api":
+            envelope.update(retry_attempt=retry, retry_reason=reason if retry else "")
+        return envelope
+
+    def _ack_of(self, first: str) -> JSON | None:
+        """The app's ack of the envelope `first` or of any redelivery of it (caller holds the lock)."""
+        return next((self.acks[e] for e, f in self._first_of.items() if f == first and e in self.acks), None)
+
+    def _pick(self, envelope: JSON, to: int | None) -> int:
+        with self._cond:
+            open_ = sorted(self._sockets)
+            if not open_:
+                raise RuntimeError("the app is not connected over Socket Mode")
+            if to is None:
+                to = self.route(envelope, open_) if self.route is not None else open_[next(self._turn) % len(open_)]
+            if to not in self._sockets:
+                raise RuntimeError(f"no open Socket Mode connection {to} (open: {open_})")
+            return to
+
+    def _send(self, envelope: JSON, serial: int) -> None:
+        with self._cond:
+            ws = self._sockets[serial]
+            self.envelopes.append((serial, envelope))
+            self._cond.notify_all()
+        asyncio.run_coroutine_threadsafe(ws.send_str(json.dumps(envelope)), self._loop).result(10)
+        if envelope["type"] == "events_api" and self._retry_timeout is not None:
+            self._loop.call_soon_threadsafe(self._loop.call_later, self._retry_timeout, self._retry, envelope, serial)
+
+    def _retry(self, envelope: JSON, serial: int) -> None:
+        """On the fake's loop: `envelope` was not acked in time; send its payload again to the next connection."""
+        with self._cond:
+            acked = self._ack_of(self._first_of[envelope["envelope_id"]]) is not None
+            open_ = sorted(self._sockets)
+        attempt = int(envelope.get("retry_attempt") or 0) + 1
+        if acked or not open_ or attempt > self._max_retries:
+            return
+        target = next((s for s in open_ if s > serial), open_[0])
+        again = self._envelope("events_api", envelope["payload"], attempt)
+        with self._cond:
+            self._first_of[again["envelope_id"]] = self._first_of[envelope["envelope_id"]]
+        threading.Thread(target=self._send, args=(again, target), daemon=True).start()  # _send waits on this loop
 
     def signed_headers(self, body: bytes, secret: str | None = None, content_type: str = "application/json"
                        ) -> dict[str, str]:
@@ -542,10 +613,11 @@ class FakeSlack:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         with self._cond:
-            self._ws = ws
             self._connections += 1
+            serial = self._connections
+            self._sockets[serial] = ws
             self._cond.notify_all()
-        await ws.send_str(json.dumps({"type": "hello", "num_connections": 1,
+        await ws.send_str(json.dumps({"type": "hello", "num_connections": len(self._sockets),
                                       "connection_info": {"app_id": "A1"},
                                       "debug_info": {"host": "fake", "approximate_connection_time": 3600}}))
         async for frame in ws:
@@ -555,8 +627,8 @@ class FakeSlack:
                     self.acks[ack.get("envelope_id", "")] = ack
                     self._cond.notify_all()
         with self._cond:
-            if self._ws is ws:
-                self._ws = None
+            self._sockets.pop(serial, None)
+            self._cond.notify_all()
         return ws
 
 
