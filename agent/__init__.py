@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # for type checkers: the same names, resolved statically
     from agent.archival.catalog import Catalog, SourceSummary
     from agent.archival.search import SearchPage
-    from agent.chat import Channel, ChatCore, SourceItem, SourcesAnswer, load_report_text
+    from agent.chat import Channel, ChatCore, SourceItem, SourcesAnswer
     from agent.db.models import Document
     from agent.errors import FileRejected, NotFound, UserError
     from agent.home import ChannelHome, block_limit, channel_home, check_block_text, edit_block, save_to_archival
     from agent.ledger import Ledger
     from agent.loading.inputs import InputFile
+    from agent.loading.loader import LoadReport
     from agent.loading.readers import reader_for
     from agent.memory.archival import format_page
-    from agent.memory.core import Speaker
+    from agent.memory.core import PERSON_PREFIX, Speaker
     from agent.names import display
     from agent.schedule.book import ScheduleBook
     from agent.schedule.commands import run_schedule_command
@@ -30,18 +31,19 @@ if TYPE_CHECKING:  # for type checkers: the same names, resolved statically
 
 _WHERE = {
     # channels and turns
-    "Channel": "agent.chat", "ChatCore": "agent.chat", "load_report_text": "agent.chat",
+    "Channel": "agent.chat", "ChatCore": "agent.chat",
     "SourceItem": "agent.chat", "SourcesAnswer": "agent.chat",
     "AgentService": "agent.service", "AgentSummary": "agent.service", "MemoryView": "agent.service",
     "Incoming": "agent.turns", "TurnEvent": "agent.turns", "TurnResult": "agent.turns",
-    "Speaker": "agent.memory.core", "format_page": "agent.memory.archival", "display": "agent.names",
+    "Speaker": "agent.memory.core", "PERSON_PREFIX": "agent.memory.core",
+    "format_page": "agent.memory.archival", "display": "agent.names",
     # a channel's agent at a glance (App Home, /memory panel)
     "ChannelHome": "agent.home", "channel_home": "agent.home", "edit_block": "agent.home",
     "block_limit": "agent.home", "check_block_text": "agent.home", "save_to_archival": "agent.home",
     # sources and files
     "Catalog": "agent.archival.catalog", "SourceSummary": "agent.archival.catalog",
     "SearchPage": "agent.archival.search", "Document": "agent.db.models",
-    "InputFile": "agent.loading.inputs", "reader_for": "agent.loading.readers",
+    "InputFile": "agent.loading.inputs", "LoadReport": "agent.loading.loader", "reader_for": "agent.loading.readers",
     # timed events
     "ScheduleBook": "agent.schedule.book", "run_schedule_command": "agent.schedule.commands",
     "Deliver": "agent.schedule.delivery", "DeliveryError": "agent.schedule.delivery",
@@ -55,10 +57,11 @@ _WHERE = {
 __all__ = [
     "AgentService", "AgentSummary", "Catalog", "Channel", "ChannelHome", "block_limit", "channel_home",
     "check_block_text", "edit_block", "save_to_archival", "ChatCore", "Deliver", "DeliveryError", "Document",
-    "FileRejected", "Incoming", "InputFile", "Ledger", "MemoryView", "NotFound", "ScheduleBook", "SearchPage",
+    "FileRejected", "Incoming", "InputFile", "Ledger", "LoadReport", "MemoryView",
+    "PERSON_PREFIX", "NotFound", "ScheduleBook", "SearchPage",
     "SourceItem", "SourceSummary", "SourcesAnswer",
     "Speaker", "Target", "TurnEvent", "TurnResult", "UserError", "display", "format_page",
-    "load_report_text", "reader_for", "run_schedule_command",
+    "reader_for", "run_schedule_command",
 ]
 
 

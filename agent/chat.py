@@ -21,11 +21,11 @@ from agent.errors import NotFound, UserError
 from agent.inbox import Question
 from agent.loading.inputs import InputFile
 from agent.loading.loader import Loader, LoadReport
-from agent.memory.core import PERSON_PREFIX, Speaker
+from agent.memory.core import Speaker
 from agent.schedule.book import ScheduleBook
 from agent.schedule.commands import run_schedule_command
 from agent.schedule.delivery import Target
-from agent.service import AgentService
+from agent.service import AgentService, MemoryView
 from agent.turns import EventSink, Incoming, TurnResult
 
 CHANNEL_PERSONA = "channel_helper"
@@ -222,36 +222,7 @@ class ChatCore:
                            s.source.audience == CHANNEL)
                 for s in self.catalog.summaries(channel.scope, channel.place)]
 
-    def memory_text(self, channel: Channel) -> str:
+    def memory(self, channel: Channel) -> tuple[str, MemoryView]:
+        """The channel's agent's name and what its memory holds (an adapter renders it)."""
         agent = self.agent(channel)
-        view = self.agents.memory(int(agent.id or 0))
-        lines = [f"**Memory of this channel's agent** ({agent.name})"]
-        for block in view.blocks:
-            title = f"person {block.title}" if block.label.startswith(PERSON_PREFIX) else block.label
-            lines.append(f"*{title}* ({len(block.value)}/{block.limit} characters)\n```\n{block.value or ' '}\n```")
-        lines.append(f"Recall: {view.messages} messages ({view.in_context} in context). Archival: {view.archival} "
-                     f"saved passages. Attached sources: {', '.join(view.sources) or 'none'}.")
-        return "\n".join(lines)
-
-
-def load_report_text(name: str, report: LoadReport, shareable: bool = True) -> str:
-    """The per-upload answer: what was loaded (under which name, seen by whom), what replaced an older version,
-    then one line per file that failed or was skipped."""
-    lines = []
-    loaded = report.of("loaded")
-    if loaded:
-        lines.append(f"Loaded {sum(o.passages for o in loaded)} passages and {sum(o.documents for o in loaded)} "
-                     f"documents from {name}")
-    for outcome in report.of("replaced"):
-        lines.append(f"`{outcome.name}` in `{name}` replaced: {outcome.before} passages before, "
-                     f"{outcome.passages} now.")
-    if lines and report.asked and report.asked.lower() != name.lower():
-        lines.append(f"Another source is named `{report.asked}`, so this one is `{name}`.")
-    if lines and report.audience == CHANNEL:
-        lines.append("Only this channel can see it; `/sources share " + name + "` shows it to the workspace."
-                     if shareable else "Only this conversation can see it.")
-    for outcome in report.of("unchanged"):
-        lines.append(f"`{outcome.name}` is already loaded as `{name}`; nothing added.")
-    for outcome in report.of("failed"):
-        lines.append(f"Could not load `{outcome.name}`: {outcome.reason}")
-    return "\n".join(lines) or f"Nothing was loaded from {name}."
+        return agent.name, self.agents.memory(int(agent.id or 0))

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from agent import Channel, ChatCore, InputFile, NotFound, SourceItem, Speaker, UserError, channel_home, load_report_text
+from adapters.listing import load_report_markdown, memory_markdown
+from agent import Channel, ChatCore, InputFile, NotFound, SourceItem, Speaker, UserError, channel_home
 from agent.db.models import SourceBinding
 from bot.container import Container
 from tests.conftest import llm_env, make_settings
@@ -115,7 +116,7 @@ def test_the_agent_does_not_search_an_attached_source_its_channel_cannot_see(loa
     assert "ACMECORP" in ask(c, fake, SECRET, "What is the acquisition target?")  # where it was uploaded
     answer = ask(c, fake, PUBLIC, "What is the acquisition target?")
     assert "ACMECORP" not in answer and "secret-plan" not in answer
-    assert "secret-plan" not in c.chat.memory_text(PUBLIC)
+    assert "secret-plan" not in memory_markdown(*c.chat.memory(PUBLIC))
     assert "August" in ask(c, fake, PUBLIC, "When are the holidays?")  # its own public upload is searched
 
 
@@ -140,7 +141,7 @@ def test_an_upload_never_lands_in_another_audiences_source(c: Container) -> None
 # names, versions, sharing and deleting ------------------------------------------------------------------------
 def load_text(chat: ChatCore, channel: Channel, name: str, text: str, user: str = "U1") -> tuple[str, str, int]:
     [(source, report)] = chat.load(channel, [InputFile.from_bytes(name, text.encode())], user)
-    return source, load_report_text(source, report), report.passages
+    return source, load_report_markdown(source, report), report.passages
 
 
 def test_two_channels_uploading_notes_keep_both(c: Container, fake: FakeOpenAI) -> None:
@@ -208,7 +209,7 @@ def test_delete_is_for_the_uploader_and_admins_and_asks_first(c: Container) -> N
     assert c.chat.source_names(PUBLIC) == ["handbook"]
     done = c.chat.sources_command(OTHER_PUBLIC, "delete handbook confirm", user="U1")
     assert done.changed and done.text == "Deleted `handbook` (1 file(s), 1 passages)."
-    assert c.catalog.summaries(SCOPE) == [] and "handbook" not in c.chat.memory_text(PUBLIC)
+    assert c.catalog.summaries(SCOPE) == [] and "handbook" not in memory_markdown(*c.chat.memory(PUBLIC))
     c.loader.load(SCOPE, "manual", [InputFile.from_bytes("manual.txt", b"Press the red button.")])  # the CLI
     with pytest.raises(UserError, match="whoever loaded it with the CLI"):
         c.chat.sources_command(PUBLIC, "delete manual confirm", user="U1")

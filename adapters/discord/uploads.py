@@ -7,7 +7,8 @@ from collections.abc import Sequence
 
 import discord
 
-from agent import Channel, ChatCore, InputFile, load_report_text
+from adapters.listing import load_report_markdown
+from agent import Channel, ChatCore, InputFile
 
 
 async def load_attachments(core: ChatCore, channel: Channel, attachments: Sequence[discord.Attachment],
@@ -30,5 +31,5 @@ async def load_attachments(core: ChatCore, channel: Channel, attachments: Sequen
         files.append(InputFile.from_bytes(attachment.filename, data))
     if files:
         loaded = await asyncio.to_thread(core.load, channel, files, uploader)
-        reports.extend(load_report_text(name, report, channel.shareable) for name, report in loaded)
+        reports.extend(load_report_markdown(name, report, channel.shareable) for name, report in loaded)
     return reports

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.help import help_text, is_help, usage
-from adapters.listing import answer_markdown
+from adapters.listing import answer_markdown, memory_markdown
 from adapters.slack.format import pieces
 from agent import Channel, ChatCore, NotFound, UserError
 
@@ -54,7 +54,7 @@ def run_command(core: ChatCore, name: str, text: str, place: Channel, max_mb: fl
     if name == "/sources":
         return sources(core, place, text, user, is_admin)
     if name == "/memory" and not args:
-        return ephemeral(core.memory_text(place))
+        return ephemeral(memory_markdown(*core.memory(place)))
     return ephemeral(usage(name))
 
 

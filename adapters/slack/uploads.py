@@ -9,10 +9,11 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from adapters.listing import load_report_markdown
 from adapters.slack.files import slack_input
 from adapters.slack.replies import apology, post, working
 from adapters.slack.state import SlackState
-from agent import Channel, InputFile, UserError, load_report_text
+from agent import Channel, InputFile, UserError
 
 
 def load_uploads(bot: SlackState, client: WebClient, place: Channel, channel: str, ts: str, thread: str,
@@ -35,7 +36,7 @@ def load_uploads(bot: SlackState, client: WebClient, place: Channel, channel: st
                 lines.append(f"Could not load `{file.get('name') or file.get('id')}`: Slack refused files.info "
                              f"({exc.response.get('error')}); the app needs the files:read scope.")
         try:
-            lines += [load_report_text(name, report) for name, report in bot.core.load(place, inputs, user)]
+            lines += [load_report_markdown(name, report) for name, report in bot.core.load(place, inputs, user)]
         except UserError as exc:
             lines.append(str(exc))
         except Exception:
