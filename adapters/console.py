@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from adapters.listing import schedule_markdown
 from adapters.views import memory_view
 from agent import (
     AgentService,
@@ -193,7 +194,8 @@ class Console:
     def cmd_schedule(self, rest: str) -> None:
         if self.schedules is None:
             raise UserError("Schedules are not available here.")
-        self.out(run_schedule_command(self.schedules, self.agent_id, rest, author=self.speaker.name))
+        answer = run_schedule_command(self.schedules, self.agent_id, rest, author=self.speaker.name)
+        self.out(schedule_markdown(answer))
 
     def deliver(self, target: Target, text: str) -> None:
         """The "local" delivery: a timed event's replies are printed (from a worker thread)."""

@@ -3,7 +3,7 @@ load reports. Each adapter's format.py then makes it platform text (Slack mrkdwn
 
 from __future__ import annotations
 
-from agent import PERSON_PREFIX, LoadReport, MemoryView, SourceItem, SourcesAnswer
+from agent import PERSON_PREFIX, LoadReport, MemoryView, ScheduleAnswer, SourceItem, SourcesAnswer
 
 CHANNEL_ONLY = "channel"  # a source's audience when only its channel sees it
 
@@ -56,3 +56,13 @@ def load_report_markdown(name: str, report: LoadReport, shareable: bool = True) 
     for outcome in report.of("failed"):
         lines.append(f"Could not load `{outcome.name}`: {outcome.reason}")
     return "\n".join(lines) or f"Nothing was loaded from {name}."
+
+
+def schedule_markdown(answer: ScheduleAnswer) -> str:
+    if answer.listing is None:
+        return answer.text
+    if not answer.listing:
+        return f"No schedules in this channel (time zone {answer.zone}). Add one: `/schedule add WHEN WHAT`."
+    lines = [f"**Schedules in this channel** (time zone {answer.zone})"]
+    lines += [f"• {item.description}{f' ({item.due})' if item.due else ''}" for item in answer.listing]
+    return "\n".join(lines)

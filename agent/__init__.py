@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # for type checkers: the same names, resolved statically
     from agent.memory.core import PERSON_PREFIX, Speaker
     from agent.names import display
     from agent.schedule.book import ScheduleBook
-    from agent.schedule.commands import run_schedule_command
+    from agent.schedule.commands import ScheduleAnswer, ScheduleItem, run_schedule_command
     from agent.schedule.delivery import Deliver, DeliveryError, Target
     from agent.service import AgentService, AgentSummary, MemoryView
     from agent.turns import Incoming, TurnEvent, TurnResult
@@ -46,6 +46,7 @@ _WHERE = {
     "InputFile": "agent.loading.inputs", "LoadReport": "agent.loading.loader", "reader_for": "agent.loading.readers",
     # timed events
     "ScheduleBook": "agent.schedule.book", "run_schedule_command": "agent.schedule.commands",
+    "ScheduleAnswer": "agent.schedule.commands", "ScheduleItem": "agent.schedule.commands",
     "Deliver": "agent.schedule.delivery", "DeliveryError": "agent.schedule.delivery",
     "Target": "agent.schedule.delivery",
     # errors whose text is safe to show
@@ -61,7 +62,7 @@ __all__ = [
     "PERSON_PREFIX", "NotFound", "ScheduleBook", "SearchPage",
     "SourceItem", "SourceSummary", "SourcesAnswer",
     "Speaker", "Target", "TurnEvent", "TurnResult", "UserError", "display", "format_page",
-    "reader_for", "run_schedule_command",
+    "reader_for", "run_schedule_command", "ScheduleAnswer", "ScheduleItem",
 ]
 
 

@@ -23,7 +23,7 @@ from agent.loading.inputs import InputFile
 from agent.loading.loader import Loader, LoadReport
 from agent.memory.core import Speaker
 from agent.schedule.book import ScheduleBook
-from agent.schedule.commands import run_schedule_command
+from agent.schedule.commands import ScheduleAnswer, run_schedule_command
 from agent.schedule.delivery import Target
 from agent.service import AgentService, MemoryView
 from agent.turns import EventSink, Incoming, TurnResult
@@ -179,7 +179,7 @@ class ChatCore:
         agent = self.agents.find(channel.scope, channel.agent_name)
         return agent is not None and bool(thread) and self.agents.has_thread(int(agent.id or 0), thread)
 
-    def schedule(self, channel: Channel, text: str, author: str = "", thread: str = "") -> str:
+    def schedule(self, channel: Channel, text: str, author: str = "", thread: str = "") -> ScheduleAnswer:
         """`/schedule list | add WHEN WHAT | cancel ID | tz [ZONE]` for the channel's agent."""
         if self.schedules is None:
             raise UserError("Schedules are not available in this process.")

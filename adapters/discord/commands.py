@@ -15,7 +15,7 @@ from adapters.discord.replies import error_text
 from adapters.discord.tracking import Inflight
 from adapters.discord.where import channel_for
 from adapters.help import help_text, is_help, usage
-from adapters.listing import answer_markdown
+from adapters.listing import answer_markdown, schedule_markdown
 from agent import Channel, ChatCore, channel_home
 
 DISCORD_COMMANDS = ("attach", "detach", "sources", "memory", "schedule")
@@ -88,8 +88,10 @@ def register_commands(tree: app_commands.CommandTree[discord.Client], core: Chat
         thread = str(interaction.channel_id) if isinstance(interaction.channel, discord.Thread) else ""
         author = interaction.user.display_name
         changes = command.strip().lower().startswith(("add", "cancel", "rm", "remove", "delete", "tz "))
-        await answer(interaction, lambda channel: core.schedule(channel, command, author, thread),
-                     ephemeral=not changes)
+        def work(channel: Channel) -> str:
+            return schedule_markdown(core.schedule(channel, command, author, thread))
+
+        await answer(interaction, work, ephemeral=not changes)
 
     @tree.command(name="memory", description="What this channel's agent remembers (only you see it)")
     async def memory(interaction: discord.Interaction) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.help import help_text, is_help, usage
-from adapters.listing import answer_markdown, memory_markdown
+from adapters.listing import answer_markdown, memory_markdown, schedule_markdown
 from adapters.slack.format import pieces
 from agent import Channel, ChatCore, NotFound, UserError
 
@@ -84,7 +84,7 @@ def schedule(core: ChatCore, place: Channel, text: str, author: str) -> list[Res
     """Listing is ephemeral; a change to the channel's schedules is shown to the channel."""
     verb = text.strip().split(" ", 1)[0].lower()
     try:
-        answer = core.schedule(place, text, author)
+        answer = schedule_markdown(core.schedule(place, text, author))
     except UserError as exc:
         return ephemeral(str(exc))
     changed = verb in CHANGES_SCHEDULES and (verb not in ("tz", "timezone", "zone") or len(text.split()) > 1)

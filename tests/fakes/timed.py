@@ -8,6 +8,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from adapters.listing import schedule_markdown
 from agent.chat import Channel
 from agent.schedule.delivery import Target
 from agent.schedule.model import Schedule
@@ -97,7 +98,7 @@ class World:
 
     def command(self, text: str, channel: Channel | None = None, author: str = "Ann", thread: str = "") -> str:
         place = channel or self.channel()
-        return self.container.chat.schedule(place, text, author, thread)
+        return schedule_markdown(self.container.chat.schedule(place, text, author, thread))
 
     def due(self) -> list[Firing]:
         """One scheduler pass at the clock's time: keep leadership, run what is due."""
