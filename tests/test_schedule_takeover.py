@@ -32,7 +32,7 @@ from tests.fakes.timed import ManualClock, World
 class Model:
     base_url = sys.argv[4]
 world = World(__import__("pathlib").Path(sys.argv[1]), Model(), ManualClock(datetime.fromisoformat(sys.argv[5])),
-              sys.argv[3], MEMBOT_DATABASE_URL=sys.argv[2])
+              sys.argv[3], MEMBOT_DATABASE_URL=sys.argv[2], MEMBOT_INBOX_LEASE_SECONDS="4")
 print(json.dumps([sorted(world.container.timer.elect()), [f.outcome for f in world.due()]]), flush=True)
 time.sleep(600)
 """
@@ -48,7 +48,8 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def world(tmp_path: Path, name: str, fake: FakeOpenAI, clock: ManualClock, platform: str, database: str) -> World:
     home = tmp_path / name
     home.mkdir(exist_ok=True)
-    return World(home, fake, clock, platform, MEMBOT_DATABASE_URL=database)
+    # A dead process's turn keeps its agent's inbox claim until the lease runs out (real time): a short one here.
+    return World(home, fake, clock, platform, MEMBOT_DATABASE_URL=database, MEMBOT_INBOX_LEASE_SECONDS="4")
 
 
 def test_leader_killed_during_the_turn_delivered_once(tmp_path: Path, fake: FakeOpenAI, database: str) -> None:
