@@ -4,7 +4,8 @@ the channel's agent goes on answering (SQLite and PostgreSQL); both behind a rou
 hammered (each mention's app_mention and message events reach different processes). Socket Mode: the two
 processes' websockets share the envelopes, a retry reaches the other process, and a process that does not ack
 (stopped) has its events retried to the other. Every question answered exactly once, in order, history
-well-formed, no core memory edit lost (PostgreSQL)."""
+well-formed, no core memory edit lost (PostgreSQL and the real Milvus server; behind the proxy each question's
+archival passage is on the server exactly once)."""
 
 from __future__ import annotations
 
@@ -28,10 +29,11 @@ from sqlmodel import Session, col, select
 
 from agent.db.models import Agent, Block, Message
 from agent.inbox import APOLOGY, DONE, ROWS
-from tests.conftest import ROOT, free_port
-from tests.fakes import FakeOpenAI, delay
+from bot.container import Container
+from tests.conftest import ROOT, free_port, make_settings
+from tests.fakes import FakeOpenAI, delay, tool_call
 from tests.fakes.slack_server import FakeSlack
-from tests.test_inbox import assert_well_formed, remembering_model
+from tests.test_inbox import asked, assert_well_formed, remembering_model
 from tests.test_slack import model_env, short_echo, slack_env
 
 
@@ -168,13 +170,35 @@ class RoundRobin:
         self.server.server_close()
 
 
-def test_two_processes_behind_a_load_balancer_answer_one_channel_in_order(tmp_path: Path, fresh_pg_url: str,
-                                                                          model: FakeOpenAI) -> None:
-    model.default = remembering_model
+def archiving_model(request: dict[str, Any]) -> Any:
+    """As remembering_model, and each question's fact also saved to archival memory (Milvus) before the answer."""
+    calls = [m["tool_calls"][0]["function"]["name"] for m in request["messages"]
+             if m["role"] == "assistant" and m.get("tool_calls")]
+    if calls[-1:] == ["core_memory_append"]:  # the turn's heartbeat after its memory line
+        q = asked(request)
+        return tool_call("archival_memory_insert", content=f"archived fact of {q}", request_heartbeat=True)
+    return remembering_model(request)
+
+
+def archived(url: str, milvus: str, home: Path, expected: int) -> int:
+    """How many passages the channel's agent has in archival memory on the Milvus server, read through a container
+    on the same stores (waiting a little for the server's bounded consistency)."""
+    with Container(make_settings(home, MEMBOT_DATABASE_URL=url, MEMBOT_MILVUS_URI=milvus)) as c:
+        agent_id = int(c.agents.open("slack:T1", "channel:C1").id or 0)
+        deadline = time.monotonic() + 15
+        while (n := c.agents.memory(agent_id).archival) != expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return n
+
+
+def test_two_processes_behind_a_load_balancer_answer_one_channel_in_order(
+        tmp_path: Path, fresh_pg_url: str, model: FakeOpenAI, milvus_standalone: str) -> None:
+    model.default = archiving_model  # core memory in SQL and archival memory on the real Milvus server
     count = 8
     with FakeSlack() as slack:
         env = {k: str(v) for k, v in {**slack_env(slack, "http"), **model_env(model),
-                                      "MEMBOT_DATABASE_URL": fresh_pg_url}.items()}
+                                      "MEMBOT_DATABASE_URL": fresh_pg_url, "MEMBOT_MILVUS_URI": milvus_standalone
+                                      }.items()}
         a, b = Served(tmp_path / "a", env), Served(tmp_path / "b", env)
         proxy: RoundRobin | None = None
         try:
@@ -201,6 +225,7 @@ def test_two_processes_behind_a_load_balancer_answer_one_channel_in_order(tmp_pa
         assert both.count("Slack: listening") == 2  # both processes served
 
     check_history(fresh_pg_url, [f"q{n}" for n in range(count)])
+    assert archived(fresh_pg_url, milvus_standalone, tmp_path / "check", count) == count  # each saved once
 
 
 def check_history(url: str, questions: list[str]) -> None:
@@ -221,13 +246,14 @@ def check_history(url: str, questions: list[str]) -> None:
     assert len(owners) == 2  # both processes ran turns of the one agent
 
 
-def test_two_processes_in_socket_mode_answer_one_channel_once_in_order(tmp_path: Path, fresh_pg_url: str,
-                                                                       model: FakeOpenAI) -> None:
+def test_two_processes_in_socket_mode_answer_one_channel_once_in_order(
+        tmp_path: Path, fresh_pg_url: str, model: FakeOpenAI, milvus_standalone: str) -> None:
     model.default = remembering_model
     count = 8
     with FakeSlack() as slack:
         env = {k: str(v) for k, v in {**slack_env(slack, "socket"), **model_env(model),
-                                      "MEMBOT_DATABASE_URL": fresh_pg_url}.items()}
+                                      "MEMBOT_DATABASE_URL": fresh_pg_url, "MEMBOT_MILVUS_URI": milvus_standalone
+                                      }.items()}
         a = Served(tmp_path / "a", env, "socket")
         b: Served | None = None
         try:
