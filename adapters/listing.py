@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from agent import PERSON_PREFIX, LoadReport, MemoryView, ScheduleAnswer, SourceItem, SourcesAnswer
 
-CHANNEL_ONLY = "channel"  # a source's audience when only its channel sees it
-
 NO_SOURCES = "No sources yet. Upload a file (PDF, text, Markdown, .docx, .html) to a channel I am in."
 
 
@@ -48,7 +46,7 @@ def load_report_markdown(name: str, report: LoadReport, shareable: bool = True) 
                      f"{outcome.passages} now.")
     if lines and report.asked and report.asked.lower() != name.lower():
         lines.append(f"Another source is named `{report.asked}`, so this one is `{name}`.")
-    if lines and report.audience == CHANNEL_ONLY:
+    if lines and report.channel_only:
         lines.append("Only this channel can see it; `/sources share " + name + "` shows it to the workspace."
                      if shareable else "Only this conversation can see it.")
     for outcome in report.of("unchanged"):

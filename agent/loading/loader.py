@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agent.archival.audience import Origin
+from agent.archival.audience import CHANNEL, Origin
 from agent.archival.catalog import Catalog, SourceDeleted
 from agent.archival.deletion import finish_delete, finish_pending
 from agent.archival.milvus_store import PassageRow, PassageStore, now_ms, passage_id
@@ -64,6 +64,11 @@ class LoadReport:
     @property
     def documents(self) -> int:
         return sum(o.documents for o in self.outcomes if o.status in ("loaded", "replaced"))
+
+    @property
+    def channel_only(self) -> bool:
+        """Whether only the channel it was uploaded in sees the source."""
+        return self.audience == CHANNEL
 
     def of(self, status: str) -> list[FileOutcome]:
         return [o for o in self.outcomes if o.status == status]
