@@ -103,6 +103,14 @@ def pg_url() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL that several processes of one test share: a SQLite file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    return str(request.getfixturevalue("fresh_pg_url"))
+
+
 @pytest.fixture
 def fresh_pg_url() -> Iterator[str]:
     """A new empty PostgreSQL database for one test, dropped afterwards."""

@@ -31,13 +31,6 @@ PLATFORM = "test"
 PLACE = Channel(f"{PLATFORM}:W1", "C1")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.db'}"
-    return str(request.getfixturevalue("fresh_pg_url"))
-
-
 @pytest.fixture
 def boxes(tmp_path: Path, embedder: Any, fake: FakeOpenAI, database: str) -> Iterator[Any]:
     """A function name -> Container: a membot process of its own (home, pools, inbox owner) on the shared

@@ -37,13 +37,6 @@ from tests.test_inbox import asked, assert_well_formed, remembering_model
 from tests.test_slack import model_env, short_echo, slack_env
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.db'}"
-    return str(request.getfixturevalue("fresh_pg_url"))
-
-
 class Served:
     """One `python -m bot serve slack` process: HTTP mode on a port of its own, or Socket Mode."""
 

@@ -13,7 +13,6 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 from sqlalchemy import update
 
 from agent.schedule.firings import DELIVERING, DONE, FIRINGS
@@ -36,13 +35,6 @@ world = World(__import__("pathlib").Path(sys.argv[1]), Model(), ManualClock(date
 print(json.dumps([sorted(world.container.timer.elect()), [f.outcome for f in world.due()]]), flush=True)
 time.sleep(600)
 """
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'shared.db'}"
-    return str(request.getfixturevalue("fresh_pg_url"))
 
 
 def world(tmp_path: Path, name: str, fake: FakeOpenAI, clock: ManualClock, platform: str, database: str) -> World:
