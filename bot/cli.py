@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("membot")
 INTERRUPTED = "Interrupted. Nothing half-loaded was kept; run the same command again to finish."
+STOPPING = "Stopping: the file being loaded is taken back (Ctrl-C again to quit at once)."
+QUIT = "Quit. The unfinished file is removed by the next load; run the same command again to finish."
 SCOPE_HELP = "Whose sources: 'local' for the CLI, or a workspace such as slack:T123 or discord:456."
 
 
@@ -89,15 +91,16 @@ def load_directory(name: str, input_files: tuple[str, ...], input_dir: str | Non
                    extensions: str, more_files: tuple[str, ...], scope: str) -> None:
     """Load --input-files or an --input-dir into source NAME: chunk, embed, store."""
     from agent.loading.inputs import collect_files
+    from bot.process import ctrl_c_between_steps
     from bot.progress import RichLoadProgress
 
     files, passed_over = collect_files(input_files + more_files, input_dir, recursive,
                                        [e.strip() for e in extensions.split(",") if e.strip()])
     if not files:
         raise click.ClickException(f"No files to load (extensions: {extensions}).")
-    with container() as c, RichLoadProgress(len(files)) as progress:
+    with ctrl_c_between_steps(STOPPING, QUIT) as stop, container() as c, RichLoadProgress(len(files)) as progress:
         c.start_embedder()  # the model starts while the stores open and the first file is parsed
-        report = c.loader.load(scope, name, files, progress)
+        report = c.loader.load(scope, name, files, progress, stop=stop)
     for outcome in report.of("failed"):
         click.echo(f"Failed: {outcome.name}: {outcome.reason}", err=True)
     for outcome in report.of("unchanged"):

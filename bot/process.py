@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from agent.stopping import StopRequest
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
@@ -29,3 +36,31 @@ def wait_until_stopped() -> None:
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
+
+
+@contextmanager
+def ctrl_c_between_steps(notice: str, quit_notice: str) -> Iterator[StopRequest]:
+    """Turn the first Ctrl-C into a StopRequest that long work honours at its next safe point, and a second one
+    into an exit on the spot, as kill -9 would (what that leaves is recovered by the next run: loads record each
+    file before they write it). Neither raises KeyboardInterrupt wherever the main thread happens to be: inside a
+    gRPC call to Milvus (Lite runs its server in this process) that leaves the client's locks held, and the
+    cleanup that follows (taking back an unfinished file) then waits forever."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def again(signum: int, frame: FrameType | None) -> None:
+        print(quit_notice, file=sys.stderr, flush=True)
+        os._exit(130)
+
+    def first(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        signal.signal(signal.SIGINT, again)
+        print(notice, file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)

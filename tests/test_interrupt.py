@@ -192,6 +192,7 @@ def test_ctrl_c_mid_load_keeps_nothing_half_loaded_and_the_rerun_finishes(home: 
     rc, out, err = finish(proc)
     assert rc == 130, (out, err)
     assert "Interrupted. Nothing half-loaded was kept; run the same command again to finish." in err
+    assert "Stopping: the file being loaded is taken back" in err  # the first Ctrl-C stops between steps
     assert "Traceback" not in err and "Loaded" not in out
 
     after = catalog_rows(home)
@@ -205,6 +206,27 @@ def test_ctrl_c_mid_load_keeps_nothing_half_loaded_and_the_rerun_finishes(home: 
     assert rerun.returncode == 0, rerun.stderr
     left = len(markers) - len(ready)
     assert f"and {left} documents from big ({len(ready)} file(s) already loaded, nothing added)" in rerun.stdout
+    with Container(make_settings(home), embedder=embedder) as c:
+        assert_everything_loaded_once(c, markers)
+
+
+def test_a_second_ctrl_c_quits_at_once_and_the_rerun_cleans_up(home: Path, tmp_path: Path, embedder) -> None:
+    corpus = tmp_path / "corpus"
+    markers = make_corpus(corpus, files=4, sentences=400)  # files long enough that the first stop takes a while
+    proc = start_load(home, corpus)
+    wait_until(proc, home, mid_load)
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # impatient: Ctrl-C twice
+    rc, out, err = finish(proc)
+    assert rc == 130, (out, err)
+    assert "Quit. The unfinished file is removed by the next load" in err and "Traceback" not in err
+    assert [s for _, _, s in catalog_rows(home)].count("loading") <= 1  # like kill -9: maybe a row left...
+    with Container(make_settings(home), embedder=embedder) as c:
+        ready = assert_visible_state(c, markers)  # ...but nothing of it visible
+    rerun = run_cli(home, "load", "directory", "--name", "big", "--input-dir", str(corpus))
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"({len(ready)} file(s) already loaded, nothing added)" in rerun.stdout
     with Container(make_settings(home), embedder=embedder) as c:
         assert_everything_loaded_once(c, markers)
 

@@ -25,6 +25,7 @@ from agent.loading.inputs import InputFile
 from agent.loading.parser import InProcessParser, Parser
 from agent.loading.pipeline import ReadAhead, embed_and_store
 from agent.names import FILE_NAME_LIMIT, clean_file_name, clean_name, display
+from agent.stopping import StopRequest
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,11 @@ class Loader:
         self.parser = parser or InProcessParser()  # the composition root passes a ParserPool
 
     def load(self, scope: str, name: str, files: Sequence[InputFile], progress: LoadProgress | None = None,
-             origin: Origin | None = None) -> LoadReport:
+             origin: Origin | None = None, stop: StopRequest | None = None) -> LoadReport:
         """Load `files` into the source `name`; for an upload (`origin` given), `name` is the file's stem and
-        the source is the origin place's own of that name (see Catalog.open_upload): the report says which."""
+        the source is the origin place's own of that name (see Catalog.open_upload): the report says which.
+        A `stop` is honoured between files and embedded slices, with the unfinished file taken back."""
+        stop = stop or StopRequest()
         progress = progress or LoadProgress()
         name = clean_name(name)  # before anything is written: a bad name is refused with its reason
         self.recover()
@@ -123,7 +126,8 @@ class Loader:
             with ReadAhead(files, lambda f: self._prepare(f, known)) as ahead:
                 self._check(source)
                 for file, prepared in ahead:
-                    outcome = self._load_one(source, file, prepared, progress)
+                    stop.check()
+                    outcome = self._load_one(source, file, prepared, progress, stop)
                     report.outcomes.append(outcome)
                     progress.file_finished(outcome)
         finally:
@@ -182,12 +186,12 @@ class Loader:
         if fresh.deleting or (not fresh.ready and self.catalog.mark_deleting_if_abandoned(source_id)):
             finish_delete(self.catalog, self.store, source_id)
 
-    def _load_one(self, source: Source, file: InputFile, prepared: Future[Prepared], progress: LoadProgress
-                  ) -> FileOutcome:
+    def _load_one(self, source: Source, file: InputFile, prepared: Future[Prepared], progress: LoadProgress,
+                  stop: StopRequest) -> FileOutcome:
         shown = display(file.name)[:FILE_NAME_LIMIT]
         try:
             file = dataclasses.replace(file, name=clean_file_name(file.name))
-            return self._load_file(source, file, prepared.result(), progress)
+            return self._load_file(source, file, prepared.result(), progress, stop)
         except FileRejected as exc:
             return FileOutcome(shown, "failed", reason=str(exc))
         except (MemoryError, OSError) as exc:
@@ -208,8 +212,8 @@ class Loader:
             raise FileRejected(f"no text could be extracted{hint}")
         return Prepared(None, len(data), digest, len(pages), chunks)
 
-    def _load_file(self, source: Source, file: InputFile, prepared: Prepared, progress: LoadProgress
-                   ) -> FileOutcome:
+    def _load_file(self, source: Source, file: InputFile, prepared: Prepared, progress: LoadProgress,
+                   stop: StopRequest) -> FileOutcome:
         digest = prepared.digest
         known = self.catalog.documents(int(source.id or 0))
         same = next((d for d in known if d.content_hash == digest), None)
@@ -228,7 +232,8 @@ class Loader:
                                                      len(chunks), file.ref).id or 0)
             progress.file_started(file.name, len(chunks))
             self.store.ensure(collection, self.embedder.dim, self.embedder.model)
-            self._embed_and_store(collection, source_id, doc_id, file.name, chunks, progress)
+            self._embed_and_store(collection, source_id, doc_id, file.name, chunks, progress, stop)
+            stop.check()  # the last moment a stop takes this file back
             retired = self.catalog.commit_document(doc_id, source_id)
         except BaseException:
             # Ctrl-C, an embedding or a store error mid-way: take back what was written, then let it propagate.
@@ -245,7 +250,7 @@ class Loader:
                            before=sum(count for _, count in retired))
 
     def _embed_and_store(self, collection: str, source_id: int, doc_id: int, name: str, chunks: list[Chunk],
-                         progress: LoadProgress) -> None:
+                         progress: LoadProgress, stop: StopRequest) -> None:
         stamp = now_ms()
 
         def store(first: int, vectors: np.ndarray) -> None:
@@ -254,7 +259,7 @@ class Loader:
                                                       c.index, stamp, source_id=source_id)
                                            for c, v in zip(part, vectors)])
 
-        embed_and_store(self.embedder, [c.text for c in chunks], store, progress.advanced)
+        embed_and_store(self.embedder, [c.text for c in chunks], store, progress.advanced, stop=stop)
 
     def _take_back(self, collection: str, doc_id: int) -> None:
         try:

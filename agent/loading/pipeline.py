@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from agent.embeddings.base import Embedder, Progress
+from agent.stopping import StopRequest
 
 T = TypeVar("T")
 P = TypeVar("P")
@@ -50,16 +51,20 @@ class ReadAhead(Generic[T, P]):
 
 
 def embed_and_store(embedder: Embedder, texts: Sequence[str], store: Callable[[int, np.ndarray], None],
-                    progress: Progress | None = None, size: int | None = None) -> None:
+                    progress: Progress | None = None, size: int | None = None, stop: StopRequest | None = None
+                    ) -> None:
     """Embed `texts` a slice at a time and call store(first_index, vectors) for each slice on a worker thread,
-    in order, while the next slice embeds. Returns once every slice is stored; the first failure is raised
-    after the stores already under way have finished, so a caller can take back everything that was written."""
+    in order, while the next slice embeds. Returns once every slice is stored; the first failure (or a `stop`,
+    checked after each slice) is raised after the stores already under way have finished, so a caller can take
+    back everything that was written."""
     size = size or SLICE
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="membot-store") as pool:
         writes: list[Future[None]] = []
         try:
             for start in range(0, len(texts), size):
                 vectors = embedder.embed(texts[start : start + size], progress)
+                if stop:
+                    stop.check()
                 writes.append(pool.submit(store, start, vectors))
                 if writes[-1].done() and writes[-1].exception():
                     break  # the store is failing: stop embedding for nothing
