@@ -11,6 +11,7 @@ held while the model thinks.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -31,8 +32,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    bindparam,
     delete,
-    literal,
     or_,
     select,
     text,
@@ -42,7 +43,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
-from agent.db.locks import lock_key
+from agent.db.locks import lock_key, sqlite_writer
 from agent.db.models import utcnow
 from agent.db.upsert import insert_ignore
 from agent.pool import check_abandoned
@@ -139,7 +140,7 @@ class Inbox:
         incoming = question.incoming
         values = self._values(question.scope, question.agent, incoming, question.reply_to, PENDING)
         values.update(key=question.key[:400], confirmed=question.confirmed)
-        with self.engine.begin() as conn:
+        with sqlite_writer(self.engine), self.engine.begin() as conn:
             if not insert_ignore(conn, ROWS, values):
                 return None
             return int(conn.execute(select(_c.id).where(_c.key == values["key"])).scalar_one())
@@ -171,7 +172,7 @@ class Inbox:
             return conn.execute(select(_c.status).where(_c.id == ticket)).scalar()
 
     def _mine(self, ticket: int, statuses: tuple[str, ...], **values: Any) -> bool:
-        with self.engine.begin() as conn:
+        with sqlite_writer(self.engine), self.engine.begin() as conn:
             done = conn.execute(update(ROWS).where(_c.id == ticket, _c.owner == self.owner,
                                                    _c.status.in_(statuses)).values(**values).returning(_c.id))
             return done.first() is not None
@@ -203,38 +204,24 @@ class Inbox:
         values = self._values(scope, agent, incoming, reply_to, RUNNING)
         values.update(key=f"turn:{uuid.uuid4().hex}", ordered=False, confirmed=incoming.kind == "message",
                       attempts=1)
-        names = list(values)
-        row = select(*[literal(values[n], ROWS.c[n].type) for n in names]).where(
-            ~self._blocking(0, scope, agent, False, utcnow()))
-        with self.engine.begin() as conn:
+        params = {f"v_{n}": v for n, v in values.items()}
+        params.update(b_ticket=0, b_scope=scope, b_agent=agent, b_now=values["created_at"], b_owner=self.owner)
+        with sqlite_writer(self.engine), self.engine.begin() as conn:
             _agent_lock(conn, scope, agent)
-            got = conn.execute(ROWS.insert().from_select(names, row).returning(_c.id)).scalar()
+            got = conn.execute(_insert_unless_running(tuple(values)), params).scalar()
             if got is not None:
                 return int(got), True
             values.update(status=PENDING, attempts=0)
             return int(conn.execute(ROWS.insert().values(**values).returning(_c.id)).scalar_one()), False
 
-    def _blocking(self, ticket: int, scope: str, agent: str, ordered: bool, now: datetime) -> Exists:
-        """Another turn of the agent that this one waits for: a running one, and for a platform question the
-        older questions other processes took (so that each agent answers in order)."""
-        other = ROWS.alias("other")
-        waits_for = other.c.status == RUNNING
-        if ordered:
-            waits_for = or_(waits_for, and_(other.c.status == PENDING, other.c.id < ticket,
-                                            other.c.owner != self.owner))
-        return select(other.c.id).where(other.c.scope == scope, other.c.agent == agent, other.c.id != ticket,
-                                        other.c.lease_until > now, waits_for).exists()
-
     def _try_claim(self, ticket: int, scope: str, agent: str, ordered: bool) -> bool | None:
         """One claim attempt: True (claimed), False (must wait), None (the row is no longer ours to run)."""
         now = utcnow()
-        with self.engine.begin() as conn:
+        params = {"b_ticket": ticket, "b_scope": scope, "b_agent": agent, "b_now": now, "b_owner": self.owner,
+                  "b_until": now + self.lease}
+        with sqlite_writer(self.engine), self.engine.begin() as conn:
             _agent_lock(conn, scope, agent)
-            claimed = conn.execute(update(ROWS).where(_c.id == ticket, _c.owner == self.owner, _c.status == PENDING,
-                                                      ~self._blocking(ticket, scope, agent, ordered, now))
-                                   .values(status=RUNNING, lease_until=now + self.lease, attempts=_c.attempts + 1)
-                                   .returning(_c.id)).first()
-            if claimed is not None:
+            if conn.execute(_claim(ordered), params).first() is not None:
                 return True
             row = conn.execute(select(_c.owner, _c.status).where(_c.id == ticket)).first()
         if row is None or row.owner != self.owner or row.status != PENDING:
@@ -252,7 +239,7 @@ class Inbox:
     # leases and takeover ---------------------------------------------------------------------------------
     def renew(self) -> int:
         """Extend the leases of every open row of this process."""
-        with self.engine.begin() as conn:
+        with sqlite_writer(self.engine), self.engine.begin() as conn:
             result = conn.execute(update(ROWS).where(_c.owner == self.owner, _c.status.in_(OPEN))
                                   .values(lease_until=utcnow() + self.lease).returning(_c.id))
             return len(result.all())
@@ -276,7 +263,7 @@ class Inbox:
         return taken
 
     def _take(self, row_id: int, now: datetime) -> Any:
-        with self.engine.begin() as conn:
+        with sqlite_writer(self.engine), self.engine.begin() as conn:
             got = conn.execute(update(ROWS).where(_c.id == row_id, _c.status.in_(OPEN), _c.lease_until < now)
                                .values(status=REPORTING, owner=self.owner, lease_until=now + self.lease,
                                        attempts=_c.attempts + 1).returning(_c.id)).first()
@@ -300,14 +287,14 @@ class Inbox:
     def sweep(self, now: datetime | None = None) -> None:
         """Forget closed rows older than `keep` (their keys stop deduplicating: platforms retry within minutes)."""
         cutoff = (now or utcnow()) - self.keep
-        with self.engine.begin() as conn:
+        with sqlite_writer(self.engine), self.engine.begin() as conn:
             conn.execute(delete(ROWS).where(_c.status.notin_(OPEN), _c.created_at < cutoff))
 
     def release(self) -> None:
         """At shutdown: this process's open rows expire at once, so the next start (or another process) answers
         them without waiting out the lease."""
         past = utcnow() - timedelta(seconds=1)
-        with self.engine.begin() as conn:
+        with sqlite_writer(self.engine), self.engine.begin() as conn:
             conn.execute(update(ROWS).where(_c.owner == self.owner, _c.status.in_(OPEN)).values(lease_until=past))
 
     # life ----------------------------------------------------------------------------------------------
@@ -345,6 +332,38 @@ class Inbox:
             self.release()
         except Exception:
             log.warning("could not release the inbox leases; they run out in %s", self.lease, exc_info=True)
+
+
+def _blocking(ordered: bool) -> Exists:
+    """Another turn of the agent (b_scope, b_agent) that the turn b_ticket waits for at b_now: a running one, and
+    for a platform question the older questions other processes (not b_owner) took, so each agent answers in
+    order."""
+    other = ROWS.alias("other")
+    waits_for = other.c.status == RUNNING
+    if ordered:
+        waits_for = or_(waits_for, and_(other.c.status == PENDING, other.c.id < bindparam("b_ticket"),
+                                        other.c.owner != bindparam("b_owner")))
+    return select(other.c.id).where(other.c.scope == bindparam("b_scope"), other.c.agent == bindparam("b_agent"),
+                                    other.c.id != bindparam("b_ticket"), other.c.lease_until > bindparam("b_now"),
+                                    waits_for).exists()
+
+
+# The claim statements are built once, with bound parameters: building them for each claim was most of a
+# claim's time, and it was spent holding SQLite's one write lock.
+@functools.cache
+def _insert_unless_running(names: tuple[str, ...]) -> Any:
+    """INSERT a row (values v_<column>) unless a turn of its agent runs."""
+    row = select(*[bindparam(f"v_{n}", type_=ROWS.c[n].type) for n in names]).where(~_blocking(False))
+    return ROWS.insert().from_select(list(names), row).returning(_c.id)
+
+
+@functools.cache
+def _claim(ordered: bool) -> Any:
+    """Mark b_ticket running until b_until, unless it must wait."""
+    return (update(ROWS).where(_c.id == bindparam("b_ticket"), _c.owner == bindparam("b_owner"),
+                               _c.status == PENDING, ~_blocking(ordered))
+            .values(status=RUNNING, lease_until=bindparam("b_until"), attempts=_c.attempts + 1)
+            .returning(_c.id))
 
 
 def _agent_lock(conn: Connection, scope: str, agent: str) -> None:

@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from agent import prompts
 from agent.context import Budget, choose_cut, count_tokens, message_tokens, summarize
+from agent.db.locks import sqlite_writer
 from agent.db.models import Agent, Message, utcnow
 from agent.errors import ToolFailure
 from agent.layout import prompt_messages
@@ -71,7 +72,8 @@ class TurnRunner:
         try:
             with session.no_autoflush:  # the reading session never writes: no lock across a model call
                 result = turn.run()
-            with Session(session.get_bind(), expire_on_commit=False, autoflush=False) as writer:
+            bind = session.get_bind()
+            with sqlite_writer(bind.engine), Session(bind, expire_on_commit=False, autoflush=False) as writer:
                 turn.land(writer)
                 if landing is not None:
                     landing(writer)

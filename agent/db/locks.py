@@ -1,9 +1,14 @@
-"""Names of database-wide locks: PostgreSQL advisory lock keys, and the SQLite file a lock file sits next to."""
+"""Database-wide locks: PostgreSQL advisory lock keys, the SQLite file a lock file sits next to, and the queue
+of this process's SQLite writers."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from weakref import WeakKeyDictionary
 
 from sqlalchemy.engine import Engine
 
@@ -19,3 +24,23 @@ def sqlite_file(engine: Engine) -> Path | None:
     if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
         return None
     return Path(database).expanduser()
+
+
+_gates: WeakKeyDictionary[Engine, threading.RLock] = WeakKeyDictionary()
+_gates_lock = threading.Lock()
+
+
+@contextmanager
+def sqlite_writer(engine: Engine) -> Iterator[None]:
+    """Around a short write transaction: on SQLite, this process's writers queue on a lock, so that the next one
+    starts the moment the last one commits. Left to SQLite, writers that find the file locked poll it with
+    sleeps that grow to 100 ms: 50 turns landing at once spent a third of a second each waiting for a lock
+    that was free most of the time. Re-entrant (a writer calling a writer on its own thread); other processes
+    still meet SQLite's own lock and busy timeout. On PostgreSQL it does nothing."""
+    if engine.dialect.name != "sqlite":
+        yield
+        return
+    with _gates_lock:
+        gate = _gates.setdefault(engine, threading.RLock())
+    with gate:
+        yield
