@@ -2,7 +2,7 @@
 
 - `membot --help`
 - `membot load directory ... memgpt_paper.pdf`: model start included
-- `membot search ...`: the first search of a source (reads Milvus, writes the snapshot) and the next ones
+- `membot search ...`: the first search after the load (answered from the snapshot the load wrote) and the next ones
   (answered from the snapshot without opening Milvus)
 
 Wall time and CPU time (user + system of the child) are both printed: on a busy shared machine the wall time

@@ -101,6 +101,8 @@ def load_directory(name: str, input_files: tuple[str, ...], input_dir: str | Non
     with ctrl_c_between_steps(STOPPING, QUIT) as stop, container() as c, RichLoadProgress(len(files)) as progress:
         c.start_embedder()  # the model starts while the stores open and the first file is parsed
         report = c.loader.load(scope, name, files, progress, stop=stop)
+        if report.passages:
+            _prepare_search(c, scope, report.source)
     for outcome in report.of("failed"):
         click.echo(f"Failed: {outcome.name}: {outcome.reason}", err=True)
     for outcome in report.of("unchanged"):
@@ -171,6 +173,15 @@ def sources_migrate(from_prefix: str) -> None:
     done = [m for m in moved if not m.note]
     click.echo(f"Moved {len(done)} collection(s), {sum(m.rows for m in done)} passages." if moved
                else f"No collections of the old layout ({from_prefix}_src_<id>, {from_prefix}_agent_<id>) found.")
+
+
+def _prepare_search(c: Container, scope: str, name: str) -> None:
+    """While Milvus is open: the source's search snapshot, so the first `membot search` need not open it. A
+    cache only: if it cannot be written, the search reads Milvus instead."""
+    try:
+        c.sources.prepare(scope, [name])
+    except Exception:
+        log.warning("could not write the search snapshot of %s; the first search reads Milvus", name, exc_info=True)
 
 
 # search --------------------------------------------------------------------------------------------------

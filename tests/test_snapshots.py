@@ -9,7 +9,7 @@ from pathlib import Path
 
 from agent.loading.inputs import InputFile
 from bot.container import Container
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT, make_settings, run_cli
 
 QUERY = "Which service drops connections after the firmware update?"
 
@@ -102,3 +102,28 @@ def test_membot_search_imports_no_milvus_client_the_second_time(home: Path, embe
         assert "vpn.txt" in run.stdout, run.stderr
     assert "PYMILVUS True" in runs[0].stdout  # the first search reads Milvus and writes the snapshot
     assert "PYMILVUS False" in runs[1].stdout  # the second is answered from it
+
+
+def test_after_membot_load_even_the_first_search_opens_no_milvus(home: Path, tmp_path: Path, embedder) -> None:
+    (tmp_path / "vpn.txt").write_text("The VPN gateway drops connections after the firmware update.")
+    (tmp_path / "mail.txt").write_text("The mail relay rejects messages larger than 20 MB.")
+    loaded = run_cli(home, "load", "directory", "--name", "ops", "--input-dir", str(tmp_path), "--extensions", ".txt")
+    assert loaded.returncode == 0, loaded.stderr
+    assert len(snapshot_files(home)) == 1  # the load left the snapshot of the revision it made
+    probe = ("import sys, runpy; sys.argv = ['membot', 'search', 'ops', 'VPN firmware', '-k', '2']\n"
+             "try:\n    runpy.run_module('bot', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print('PYMILVUS', 'pymilvus' in sys.modules)")
+    env = {"MEMBOT_HOME": str(home), "HOME": str(home), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": str(ROOT)}
+    first = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert "PYMILVUS False" in first.stdout, first.stdout + first.stderr
+    assert "vpn.txt" in first.stdout
+    with Container(make_settings(home), embedder=embedder) as c:
+        from_snapshot = hits(c, query="VPN firmware")
+        assert c.passages._connection is None
+    for path in snapshot_files(home):
+        path.unlink()
+    with Container(make_settings(home), embedder=embedder) as c:  # the snapshot held what Milvus holds
+        assert hits(c, query="VPN firmware") == from_snapshot
+        assert c.passages._connection is not None

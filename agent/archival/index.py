@@ -72,6 +72,12 @@ class IndexCache:
                 self._items.popitem(last=False)
         return index
 
+    def persist(self, collection: str, revision: Hashable) -> None:
+        """Write the collection's snapshot at `revision` unless it is on disk already (a load, while Milvus is
+        open anyway), so the next process's first search answers without opening Milvus."""
+        if self.snapshots is not None and self.snapshots.load(collection, revision) is None:
+            self.snapshots.save(collection, revision, self.store.read_all(collection))
+
     def invalidate(self, collection: str) -> None:
         with self._lock:
             self._items.pop(collection, None)

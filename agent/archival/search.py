@@ -144,6 +144,14 @@ class Searcher:
         hits = _hits(indexes, targets, rows, score, similarity, keyword)
         return SearchPage(query, hits, total, page, pages, k, mode, searched)
 
+    def prepare(self, targets: Sequence[SearchTarget]) -> None:
+        """Leave what a new process needs to search `targets` quickly: their snapshots on local disk (Milvus
+        Lite; a server searches inside Milvus and needs none)."""
+        if self.remote is None:
+            for t in targets:
+                if t.generation:
+                    self.cache.persist(t.collection, (t.revision, t.generation))
+
     def _remote(self, remote: RemoteSearch, targets: list[SearchTarget], query: str, k: int, page: int,
                 mode: str) -> SearchPage:
         stored = [t for t in targets if t.model]  # an agent that never saved a memory has no vectors yet

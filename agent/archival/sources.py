@@ -92,6 +92,10 @@ class Sources:
             raise NotFound(self.catalog.unknown_source_message(scope, missing[0]))
         return [self.target(found[n], ready[int(found[n].id or 0)]) for n in wanted]
 
+    def prepare(self, scope: str, names: Sequence[str]) -> None:
+        """After a load: the sources' snapshots, so that the next `membot search` opens no Milvus."""
+        self.searcher.prepare(self.targets(scope, names))
+
     def search(self, scope: str, names: Sequence[str], query: str, k: int = 5, page: int = 1,
                mode: str = "hybrid") -> SearchPage:
         return self.searcher.search(self.targets(scope, names), query, k=k, page=page, mode=mode)
