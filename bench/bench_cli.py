@@ -2,8 +2,8 @@
 
 - `membot --help`
 - `membot load directory ... memgpt_paper.pdf`: model start included
-- `membot search ...`: the first search after the load (answered from the snapshot the load wrote) and the next ones
-  (answered from the snapshot without opening Milvus)
+- `membot search ...`: the first search after the load and the next ones (all answered from the snapshot the
+  load wrote, without opening Milvus)
 
 Wall time and CPU time (user + system of the child) are both printed: on a busy shared machine the wall time
 is mostly waiting for a core, and the CPU time is what the command itself costs.
