@@ -15,10 +15,6 @@ class StopRequest:
     def set(self) -> None:
         self._event.set()
 
-    @property
-    def requested(self) -> bool:
-        return self._event.is_set()
-
     def check(self) -> None:
         """Raise KeyboardInterrupt if a stop was asked for: callers already take back their work on it."""
         if self._event.is_set():

@@ -27,6 +27,17 @@ def snapshot_files(home: Path) -> list[Path]:
     return sorted((home / "cache" / "search").glob("*.npz"))
 
 
+def search_in_a_new_process(home: Path, query: str, k: int) -> subprocess.CompletedProcess[str]:
+    """`membot search ops QUERY -k K` in a fresh process, which prints afterwards whether it imported pymilvus."""
+    probe = (f"import sys, runpy; sys.argv = ['membot', 'search', 'ops', {query!r}, '-k', '{k}']\n"
+             "try:\n    runpy.run_module('bot', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "print('PYMILVUS', 'pymilvus' in sys.modules)")
+    env = {"MEMBOT_HOME": str(home), "HOME": str(home), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
 def test_a_second_process_searches_without_opening_milvus(home: Path, embedder) -> None:
     with Container(make_settings(home), embedder=embedder) as c:
         c.loader.load("local", "ops", [text("vpn.txt", "The VPN gateway drops connections after the firmware "
@@ -91,13 +102,7 @@ def test_a_source_still_loading_more_shows_only_its_ready_files(home: Path, embe
 def test_membot_search_imports_no_milvus_client_the_second_time(home: Path, embedder) -> None:
     with Container(make_settings(home), embedder=embedder) as c:
         c.loader.load("local", "ops", [text("vpn.txt", "The VPN gateway drops connections after the update.")])
-    probe = ("import sys, runpy; sys.argv = ['membot', 'search', 'ops', 'VPN gateway', '-k', '1']\n"
-             "try:\n    runpy.run_module('bot', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "print('PYMILVUS', 'pymilvus' in sys.modules)")
-    env = {"MEMBOT_HOME": str(home), "HOME": str(home), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
-           "PYTHONPATH": str(ROOT)}
-    runs = [subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=300) for _ in range(2)]
+    runs = [search_in_a_new_process(home, "VPN gateway", k=1) for _ in range(2)]
     for run in runs:
         assert "vpn.txt" in run.stdout, run.stderr
     assert "PYMILVUS True" in runs[0].stdout  # the first search reads Milvus and writes the snapshot
@@ -110,13 +115,7 @@ def test_after_membot_load_even_the_first_search_opens_no_milvus(home: Path, tmp
     loaded = run_cli(home, "load", "directory", "--name", "ops", "--input-dir", str(tmp_path), "--extensions", ".txt")
     assert loaded.returncode == 0, loaded.stderr
     assert len(snapshot_files(home)) == 1  # the load left the snapshot of the revision it made
-    probe = ("import sys, runpy; sys.argv = ['membot', 'search', 'ops', 'VPN firmware', '-k', '2']\n"
-             "try:\n    runpy.run_module('bot', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-             "print('PYMILVUS', 'pymilvus' in sys.modules)")
-    env = {"MEMBOT_HOME": str(home), "HOME": str(home), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",
-           "PYTHONPATH": str(ROOT)}
-    first = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=300)
+    first = search_in_a_new_process(home, "VPN firmware", k=2)
     assert "PYMILVUS False" in first.stdout, first.stdout + first.stderr
     assert "vpn.txt" in first.stdout
     with Container(make_settings(home), embedder=embedder) as c:

@@ -75,8 +75,7 @@ class IndexCache:
     def persist(self, collection: str, revision: Hashable) -> None:
         """Write the collection's snapshot at `revision` unless it is on disk already (a load, while Milvus is
         open anyway), so the next process's first search answers without opening Milvus."""
-        if self.snapshots is not None and self.snapshots.load(collection, revision) is None:
-            self.snapshots.save(collection, revision, self.store.read_all(collection))
+        self._read(collection, revision, persist=True)
 
     def invalidate(self, collection: str) -> None:
         with self._lock:
