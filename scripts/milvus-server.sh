@@ -89,11 +89,11 @@ start() {
     setsid ip netns exec "$NS" "$binary" --data "$DIR/data" >"$DIR/milvus.log" 2>&1 &
     echo $! >"$DIR/milvus.pid"
     # Inside the namespace: the Unix socket (a file, so the host sees it) forwards to Milvus's own port.
-    setsid ip netns exec "$NS" socat "UNIX-LISTEN:$DIR/milvus.sock,fork,unlink-early" TCP:127.0.0.1:19530 \
+    setsid ip netns exec "$NS" socat "UNIX-LISTEN:$DIR/milvus.sock,fork,unlink-early" TCP:127.0.0.1:19530,nodelay \
         >>"$DIR/bridge.log" 2>&1 &
     echo $! >"$DIR/inner-bridge.pid"
     # On the host: 127.0.0.1 only, never another interface.
-    setsid socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork" "UNIX-CONNECT:$DIR/milvus.sock" \
+    setsid socat "TCP-LISTEN:$port,bind=127.0.0.1,reuseaddr,fork,nodelay" "UNIX-CONNECT:$DIR/milvus.sock" \
         >>"$DIR/bridge.log" 2>&1 &
     echo $! >"$DIR/bridge.pid"
     local uri="http://127.0.0.1:$port"
