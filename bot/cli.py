@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import sys
@@ -100,6 +101,7 @@ def load_directory(name: str, input_files: tuple[str, ...], input_dir: str | Non
         raise click.ClickException(f"No files to load (extensions: {extensions}).")
     with ctrl_c_between_steps(STOPPING, QUIT) as stop, container() as c, RichLoadProgress(len(files)) as progress:
         c.start_embedder()  # the model starts while the stores open and the first file is parsed
+        c.parser.start(f.name for f in files)  # and so does the parser process, if a file needs one
         report = c.loader.load(scope, name, files, progress, stop=stop)
         if report.passages:
             _prepare_search(c, scope, report.source)
@@ -361,6 +363,9 @@ def main() -> None:
     private_umask()
     try:
         cli.main(standalone_mode=False)
+        # The command is done: the interpreter's last collections need not walk every object the imports made
+        # (about 0.1 s of a cold `membot search`). Nothing is lost: exiting frees the memory all the same.
+        gc.freeze()
     except click.exceptions.Abort as exc:
         if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort outside standalone mode
             click.echo(INTERRUPTED, err=True)

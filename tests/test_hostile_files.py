@@ -180,6 +180,24 @@ def test_the_parser_runs_in_another_process() -> None:
         pool.close()
 
 
+def test_a_parser_process_started_ahead_is_the_one_that_parses() -> None:
+    """`membot load` starts a parser process before its first parse, only when a file will need one."""
+    pool = ParserPool(ExpansionLimits(memory_mb=512), workers=1)
+    try:
+        pool.start(["notes.txt", "readme.md"])
+        assert pool._idle == []  # text is parsed in this process: no interpreter started for nothing
+        pool.start(["notes.txt", "paper.pdf"])
+        (ahead,) = pool._idle
+        pool.start(["other.pdf"])  # one waiting is enough
+        assert pool._idle == [ahead]
+        pages = pool.parse("paper.pdf", PAPER.read_bytes())
+        assert "MemGPT" in " ".join(pages)
+        assert pool._idle == [ahead] and ahead.alive()  # the same process, given back for the next file
+    finally:
+        pool.close()
+    assert not ahead.alive()
+
+
 def test_owner_locked_rc4_and_aes_pdfs_open_in_process() -> None:
     parser = InProcessParser()
     for algorithm in ("RC4-128", "AES-128", "AES-256"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+from collections.abc import Iterable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,6 +69,16 @@ class ParserPool:
         if kind == "ok":
             return check_pages(value, self.limits)
         raise FileRejected(value)
+
+    def start(self, names: Iterable[str]) -> None:
+        """Start a parser process now if one of `names` will need it, so that a new interpreter starting (about
+        half a second) overlaps what the command does before its first parse."""
+        if not any(Path(n).suffix.lower() in ISOLATED for n in names):
+            return
+        with self._lock:
+            if self._closed or self._idle:
+                return
+            self._idle.append(_Worker(self.limits.memory_mb))
 
     def _take(self) -> _Worker:
         with self._lock:
@@ -160,6 +171,8 @@ def serve(conn: Connection, memory_mb: int) -> None:
     if memory_mb > 0:
         limit = memory_mb * MB
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    import pypdf  # noqa: F401  (most files parsed here are PDFs: imported while the parent still prepares)
+
     while True:
         try:
             name, data, limits = conn.recv()
