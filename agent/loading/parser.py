@@ -52,7 +52,7 @@ class ParserPool:
         self.peak_rss_kb = 0  # the largest resident size a parser process reported (its own getrusage)
 
     def parse(self, name: str, data: bytes) -> list[str]:
-        if Path(name).suffix.lower() not in ISOLATED:
+        if not _isolated(name):
             return self._local.parse(name, data)
         with self._slots:
             worker = self._take()
@@ -73,7 +73,7 @@ class ParserPool:
     def start(self, names: Iterable[str]) -> None:
         """Start a parser process now if one of `names` will need it, so that a new interpreter starting (about
         half a second) overlaps what the command does before its first parse."""
-        if not any(Path(n).suffix.lower() in ISOLATED for n in names):
+        if not any(_isolated(n) for n in names):
             return
         with self._lock:
             if self._closed or self._idle:
@@ -103,6 +103,11 @@ class ParserPool:
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.stop()
+
+
+def _isolated(name: str) -> bool:
+    """Whether the file is parsed in a parser process (its reader's time and memory need bounding)."""
+    return Path(name).suffix.lower() in ISOLATED
 
 
 class _Worker:
